@@ -1,0 +1,1 @@
+"""Thin entry points (CLI, producer, streaming, batch, API) over `libs`."""

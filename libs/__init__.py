@@ -1,0 +1,1 @@
+"""Domain core and platform glue shared by every app: pure functions wherever possible."""

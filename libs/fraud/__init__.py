@@ -1,0 +1,1 @@
+"""Fraud and anomaly screening: scenario codes and rules."""

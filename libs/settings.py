@@ -1,0 +1,188 @@
+"""One settings model for every app (producer, streaming, batch, API, CLI).
+
+Why one model: locally every field has a working embedded default (Kafka on loopback, Delta lake in `.local/`, DuckDB
+warehouse); in AWS the same model is rendered from `pulumi stack output --json` (infra exports `app_config`, which is
+validated against this model in tests). Layering, lowest to highest precedence:
+
+1. the defaults below,
+2. a JSON file named by the `CLAIMS_CONFIG` environment variable (the rendered stack config in AWS),
+3. environment variables `CLAIMS__<SECTION>__<KEY>` (e.g. `CLAIMS__KAFKA__BOOTSTRAP_SERVERS`),
+4. keyword arguments passed by code (tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DIR = REPO_ROOT / ".local"
+
+
+class Environment(StrEnum):
+    """Deployment environment; PHI masking applies everywhere except production."""
+
+    LOCAL = "local"
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class KafkaSecurityProtocol(StrEnum):
+    """PLAINTEXT only on loopback; MSK uses SASL_SSL with IAM (TLS in transit is mandatory there)."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the brokers."""
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="Comma-separated host:port list.")
+    security_protocol: KafkaSecurityProtocol = Field(default=KafkaSecurityProtocol.PLAINTEXT)
+    sasl_mechanism: str | None = Field(default=None, description="OAUTHBEARER for MSK IAM authentication.")
+    aws_region: str | None = Field(default=None, description="Region for MSK IAM token signing.")
+    topics_file: Path = Field(default=REPO_ROOT / "configs" / "kafka" / "topics.json",
+                              description="The only source of topic names, partitions and retention.")
+    client_id: str = Field(default="claims-pipeline")
+
+
+class LakeSettings(BaseModel):
+    """Where the Delta tables and streaming checkpoints live (local path or s3a:// URI)."""
+
+    root: str = Field(default=str(LOCAL_DIR / "lake"), description="Lake root; tables are sub-directories.")
+    checkpoint_root: str = Field(default=str(LOCAL_DIR / "checkpoints"), description="Streaming checkpoints.")
+    raw_bucket: str | None = Field(default=None, description="S3 bucket of bronze data in AWS.")
+    processed_bucket: str | None = Field(default=None, description="S3 bucket of silver/gold data in AWS.")
+
+    def table(self, name: str) -> str:
+        """URI of a Delta table under the lake root."""
+        return f"{self.root.rstrip('/')}/{name}"
+
+
+class WarehouseKind(StrEnum):
+    """DuckDB file locally, Redshift (through the Data API) in AWS."""
+
+    DUCKDB = "duckdb"
+    REDSHIFT = "redshift"
+
+
+class WarehouseSettings(BaseModel):
+    """The analytical warehouse."""
+
+    kind: WarehouseKind = WarehouseKind.DUCKDB
+    duckdb_path: Path = Field(default=LOCAL_DIR / "warehouse" / "claims.duckdb")
+    redshift_cluster_id: str | None = None
+    redshift_database: str = "claims"
+    redshift_secret_arn: str | None = Field(default=None, description="Secrets Manager ARN of the admin secret.")
+    redshift_copy_role_arn: str | None = Field(default=None, description="IAM role Redshift assumes for COPY.")
+
+
+class SparkSettings(BaseModel):
+    """Spark session and streaming query settings."""
+
+    master: str = Field(default="local[2]", description="local[*] locally; 'yarn' on EMR.")
+    trigger_seconds: float = Field(default=5.0, gt=0, description="Micro-batch trigger interval.")
+    shuffle_partitions: int = Field(default=4, ge=1)
+    max_offsets_per_trigger: int | None = Field(default=None, ge=1, description="Back-pressure cap per batch.")
+    jars_dir: Path = Field(default=REPO_ROOT / ".cache" / "jars" / "spark",
+                           description="Connector jars resolved by Maven (Kafka source/sink, Delta).")
+    driver_memory: str = "2g"
+
+
+class MonitoringSettings(BaseModel):
+    """Prometheus endpoints of each app."""
+
+    producer_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    streaming_metrics_port: int = Field(default=9465, ge=0, le=65535)
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    remote_write_url: str | None = Field(default=None, description="Amazon Managed Prometheus remote write URL.")
+
+
+class KeyProviderKind(StrEnum):
+    """Where data keys for envelope encryption come from."""
+
+    LOCAL = "local"
+    KMS = "kms"
+
+
+class SecuritySettings(BaseModel):
+    """PHI protection: policy, keys, masking and audit."""
+
+    environment: Environment = Environment.LOCAL
+    phi_policy_file: Path = Field(default=REPO_ROOT / "configs" / "security" / "phi-policy.json")
+    key_provider: KeyProviderKind = KeyProviderKind.LOCAL
+    local_key_file: Path = Field(default=LOCAL_DIR / "keys" / "keyring.json",
+                                 description="Local keyring (tokenization and key-encryption keys).")
+    kms_key_id: str | None = Field(default=None, description="KMS key ARN or alias in AWS.")
+    tokenization_secret: SecretStr | None = Field(default=None, description="Overrides the keyring's HMAC key.")
+    audit_log: Path = Field(default=LOCAL_DIR / "audit" / "audit.jsonl", description="Append-only audit log.")
+
+    @property
+    def mask_phi(self) -> bool:
+        """PHI is masked in every environment except production."""
+        return self.environment is not Environment.PROD
+
+
+class AwsSettings(BaseModel):
+    """AWS endpoints; `endpoint_url` points at a moto server in tests."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    artifact_bucket: str | None = None
+
+
+class Settings(BaseSettings):
+    """Every app's configuration. See the module docstring for the layering."""
+
+    model_config = SettingsConfigDict(env_prefix="CLAIMS__", env_nested_delimiter="__", extra="forbid")
+
+    environment: Environment = Environment.LOCAL
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init kwargs beat environment variables, which beat the CLAIMS_CONFIG file, which beats defaults."""
+        return (init_settings, env_settings, _JsonFileSource(settings_cls))
+
+
+class _JsonFileSource(PydanticBaseSettingsSource):
+    """Reads the JSON file named by CLAIMS_CONFIG (the config rendered from stack outputs)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("CLAIMS_CONFIG")
+        if not path:
+            return {}
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            msg = f"CLAIMS_CONFIG {path}: expected a JSON object, found {type(data).__name__}"
+            raise ValueError(msg)
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from all layers; keyword overrides win (used by tests and entry points)."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Validation rules: reason-code catalog and the Python rule engine."""
