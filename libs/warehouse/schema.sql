@@ -1,0 +1,151 @@
+-- The warehouse schema, written once in the DuckDB dialect.
+--
+-- DuckDB executes this file as is (local warehouse); libs/warehouse/dialect.py transpiles it with sqlglot to the
+-- Redshift dialect for `claims deploy`. Rules for editing it:
+--   * every statement is CREATE ... IF NOT EXISTS, so applying the file twice changes nothing;
+--   * only types both engines share (VARCHAR, DECIMAL, BIGINT, INTEGER, DOUBLE, DATE, TIMESTAMP, BOOLEAN);
+--     no arrays or structs (Redshift would need SUPER), lists are stored as comma-separated codes;
+--   * no CHECK constraints (Redshift ignores them silently); primary keys are informational in Redshift;
+--   * PHI never appears in clear: a person's identifiers are stored only as deterministic HMAC tokens (joinable,
+--     not reversible) and as one AES-GCM envelope ciphertext per person (reversible with the key, audited);
+--   * Redshift distribution and sort keys are declared in dialect.py, not here (DuckDB has no such clause).
+--   * changing an existing table needs an explicit migration: CREATE IF NOT EXISTS never alters a table.
+
+-- One row per silver claim (the latest accepted version of a claim ID; replacements overwrite, voids flag).
+CREATE TABLE IF NOT EXISTS claims (
+    claim_id                  VARCHAR(64)    NOT NULL,
+    claim_type                VARCHAR(16)    NOT NULL,  -- professional (837P) or institutional (837I)
+    frequency_code            VARCHAR(1)     NOT NULL,  -- 1 original, 7 replacement, 8 void
+    original_claim_id         VARCHAR(64),              -- claim replaced or voided (REF*F8)
+    is_voided                 BOOLEAN        NOT NULL DEFAULT FALSE,
+    billing_npi               VARCHAR(10),
+    rendering_npi             VARCHAR(10),
+    attending_npi             VARCHAR(10),
+    referring_npi             VARCHAR(10),
+    facility_npi              VARCHAR(10),
+    payer_id                  VARCHAR(80),
+    place_of_service          VARCHAR(2),               -- professional claims
+    type_of_bill              VARCHAR(4),               -- institutional claims
+    service_date_from         DATE,
+    service_date_to           DATE,
+    admission_date            DATE,
+    discharge_date            DATE,
+    principal_diagnosis_code  VARCHAR(8),
+    diagnosis_system          VARCHAR(10),              -- ICD-10-CM or ICD-9-CM
+    diagnosis_codes           VARCHAR(512),             -- all diagnosis codes in claim order, comma-separated
+    drg_code                  VARCHAR(4),
+    line_count                INTEGER        NOT NULL,
+    total_charge              DECIMAL(14, 2),
+    allowed_amount            DECIMAL(14, 2),
+    paid_amount               DECIMAL(14, 2),
+    -- De-identified patient attributes Safe Harbor allows: gender and state.
+    patient_gender            VARCHAR(1),
+    patient_state             VARCHAR(2),
+    -- PHI, protected: HMAC tokens join a member's claims without revealing the member ID ...
+    member_token              VARCHAR(64),
+    subscriber_member_token   VARCHAR(64),
+    -- ... and the envelope ciphertexts hold the person blocks for audited re-identification (claims reveal).
+    patient_phi_ciphertext    VARCHAR(4096),
+    subscriber_phi_ciphertext VARCHAR(4096),
+    phi_key_id                VARCHAR(256),             -- which data key wrapped the ciphertexts
+    -- Screening and lineage.
+    warning_codes             VARCHAR(512),             -- validation warnings (the claim still flowed on)
+    fraud_codes               VARCHAR(256),             -- fraud scenario codes alerted on this claim
+    source_format             VARCHAR(24)    NOT NULL,
+    source_file               VARCHAR(512),
+    source_locator            VARCHAR(128),
+    received_date             DATE,
+    kafka_topic               VARCHAR(249),
+    kafka_partition           INTEGER,
+    kafka_offset              BIGINT,
+    batch_run_id              VARCHAR(64),
+    loaded_at                 TIMESTAMP      NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (claim_id)
+);
+
+-- One row per service line of a silver claim.
+CREATE TABLE IF NOT EXISTS claim_lines (
+    claim_id           VARCHAR(64)    NOT NULL,
+    line_number        INTEGER        NOT NULL,
+    procedure_code     VARCHAR(8),
+    procedure_system   VARCHAR(16),                    -- HCPCS, ICD-10-PCS, ICD-9-CM-PROC
+    modifiers          VARCHAR(16),                    -- up to four 2-character modifiers, comma-separated
+    revenue_code       VARCHAR(4),
+    units              DECIMAL(12, 3),
+    unit_type          VARCHAR(2),                     -- UN units, MJ minutes, DA days
+    charge             DECIMAL(14, 2),
+    allowed_amount     DECIMAL(14, 2),
+    paid_amount        DECIMAL(14, 2),
+    service_date_from  DATE,
+    service_date_to    DATE,
+    place_of_service   VARCHAR(2),
+    diagnosis_pointers VARCHAR(32),                    -- 1-based pointers into the claim's diagnoses
+    rendering_npi      VARCHAR(10),
+    ndc                VARCHAR(11),
+    loaded_at          TIMESTAMP      NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (claim_id, line_number)
+);
+
+-- Providers seen on claims (public NPPES-style directory data, not PHI).
+CREATE TABLE IF NOT EXISTS providers (
+    npi                   VARCHAR(10)   NOT NULL,
+    name                  VARCHAR(256),
+    entity_type           VARCHAR(1),                  -- 1 person, 2 organisation
+    taxonomy              VARCHAR(10),
+    specialty             VARCHAR(128),
+    address_line1         VARCHAR(256),
+    address_city          VARCHAR(128),
+    address_state         VARCHAR(2),
+    address_postal_code   VARCHAR(10),
+    first_service_date    DATE,
+    last_service_date     DATE,
+    claim_count           BIGINT        NOT NULL DEFAULT 0,
+    updated_at            TIMESTAMP     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (npi)
+);
+
+-- Data-quality measurements, one row per pipeline batch, metric and dimension (e.g. a reason code).
+CREATE TABLE IF NOT EXISTS quality_metrics (
+    pipeline      VARCHAR(16)   NOT NULL,              -- streaming or batch
+    batch_run_id  VARCHAR(64)   NOT NULL,
+    metric_name   VARCHAR(64)   NOT NULL,              -- e.g. valid_ratio, quarantined_rows, rows_per_second
+    dimension     VARCHAR(64)   NOT NULL DEFAULT '',   -- '' for the batch total, else e.g. the reason code
+    metric_value  DOUBLE        NOT NULL,
+    window_start  TIMESTAMP,
+    window_end    TIMESTAMP,
+    recorded_at   TIMESTAMP     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (pipeline, batch_run_id, metric_name, dimension)
+);
+
+-- Quarantined claims counted per day, reason code and source (the claims themselves stay in the lake).
+CREATE TABLE IF NOT EXISTS quarantine_summary (
+    summary_date   DATE          NOT NULL,
+    reason_code    VARCHAR(64)   NOT NULL,             -- libs.validation.catalog.ReasonCode or adapter code
+    severity       VARCHAR(8)    NOT NULL,             -- error or warning
+    source_format  VARCHAR(24)   NOT NULL,
+    claim_count    BIGINT        NOT NULL,
+    first_seen_at  TIMESTAMP,
+    last_seen_at   TIMESTAMP,
+    updated_at     TIMESTAMP     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (summary_date, reason_code, source_format)
+);
+
+-- One row per streaming micro-batch or batch job run: the reconciliation ledger (rows in = rows out).
+CREATE TABLE IF NOT EXISTS batch_runs (
+    batch_run_id       VARCHAR(64)   NOT NULL,
+    pipeline           VARCHAR(16)   NOT NULL,         -- streaming or batch
+    micro_batch_id     BIGINT,                         -- Spark foreachBatch id (streaming only)
+    status             VARCHAR(16)   NOT NULL,         -- running, succeeded, failed
+    started_at         TIMESTAMP     NOT NULL,
+    finished_at        TIMESTAMP,
+    duration_seconds   DOUBLE,
+    input_rows         BIGINT        NOT NULL DEFAULT 0,
+    valid_rows         BIGINT        NOT NULL DEFAULT 0,
+    quarantined_rows   BIGINT        NOT NULL DEFAULT 0,
+    dead_letter_rows   BIGINT        NOT NULL DEFAULT 0,
+    start_offsets      VARCHAR(4096),                  -- Kafka offsets as JSON {"topic": {"partition": offset}}
+    end_offsets        VARCHAR(4096),
+    app_version        VARCHAR(96),                    -- the deployed wheel's content digest
+    error_message      VARCHAR(1024),                  -- never PHI: reason codes and locations only
+    PRIMARY KEY (batch_run_id)
+);
