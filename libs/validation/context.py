@@ -1,0 +1,76 @@
+"""Per-claim facts the rules share, computed once per claim instead of once per rule.
+
+Why: several rules need the same derived dates (first and last service date, the date that decides ICD-9 versus
+ICD-10, the date a line's codes are judged on). Deriving them once keeps each rule a short pure function and keeps the
+engine fast enough for the streaming path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+from libs.codesets import CodeSets
+from libs.model import Claim, ServiceLine
+
+# Claims older than this many years (before the as-of date) are out of scope for adjudication.
+MAX_CLAIM_AGE_YEARS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """Everything a rule may consult besides the claim itself."""
+
+    as_of: date
+    codesets: CodeSets
+    oldest_allowed: date
+    first_service_date: date | None
+    last_service_date: date | None
+    # The date that decides which diagnosis code set applies: the statement 'through' date (service_date_to),
+    # else the latest line date, else the statement 'from' date.
+    diagnosis_date: date | None
+
+
+@lru_cache(maxsize=64)
+def years_before(as_of: date, years: int) -> date:
+    """`as_of` moved back `years` calendar years; 29 February falls back to the 28th."""
+    try:
+        return as_of.replace(year=as_of.year - years)
+    except ValueError:
+        return as_of.replace(year=as_of.year - years, day=28)
+
+
+def line_service_date(claim: Claim, line: ServiceLine) -> date | None:
+    """The date a line's codes are judged on: its own from date, else the claim's statement from date."""
+    return line.service_date_from or claim.service_date_from
+
+
+def build_context(claim: Claim, as_of: date, codesets: CodeSets) -> RuleContext:
+    """Derive the shared per-claim dates in one pass over the header and the lines."""
+    earliest: date | None = None
+    latest_line: date | None = None
+    for line in claim.lines:
+        for value in (line.service_date_from, line.service_date_to):
+            if value is None:
+                continue
+            if latest_line is None or value > latest_line:
+                latest_line = value
+            if earliest is None or value < earliest:
+                earliest = value
+    latest = latest_line
+    for value in (claim.service_date_from, claim.service_date_to):
+        if value is None:
+            continue
+        if latest is None or value > latest:
+            latest = value
+        if earliest is None or value < earliest:
+            earliest = value
+    return RuleContext(
+        as_of=as_of,
+        codesets=codesets,
+        oldest_allowed=years_before(as_of, MAX_CLAIM_AGE_YEARS),
+        first_service_date=earliest,
+        last_service_date=latest,
+        diagnosis_date=claim.service_date_to or latest_line or claim.service_date_from,
+    )
