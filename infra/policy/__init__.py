@@ -1,0 +1,1 @@
+"""pulumi-policy pack enforcing the HIPAA guardrails (`pulumi preview --policy-pack infra/policy`)."""
