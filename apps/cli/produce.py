@@ -1,9 +1,12 @@
-"""Placeholder: the `produce` commands are being written."""
+"""`claims produce`: the producer app (apps/producer/main.py) as a `claims` command."""
 
 from __future__ import annotations
 
 import typer
 
+from apps.producer.main import produce_command
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI (none yet)."""
+    """Add `claims produce`."""
+    app.command("produce")(produce_command)

@@ -1,0 +1,1 @@
+"""The claims producer app (entry point: apps/producer/main.py; `claims produce`)."""
