@@ -1,9 +1,60 @@
-"""Placeholder: the `run` commands are being written."""
+"""`claims run` (what `make run` calls): the whole pipeline locally, then a reconciliation that must add up."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from libs.settings import LOCAL_DIR
+
+
+def _summary_tables(summary: dict[str, Any]) -> list[Table]:
+    counts = Table(title="reconciliation", show_header=False)
+    for key in ("produced", "bronze", "quarantine", "valid_events", "silver", "superseded", "repeated_ids", "voids",
+                "dead_letter"):
+        counts.add_row(key, f"{summary.get(key) if summary.get(key) is not None else '-':,}"
+                       if isinstance(summary.get(key), int) else str(summary.get(key)))
+    counts.add_row("reconciled", "[green]yes[/green]" if summary["reconciled"] else "[red]NO[/red]")
+    topics = Table(title="messages per topic", show_header=False)
+    for topic, count in summary.get("topics", {}).items():
+        topics.add_row(topic, f"{count:,}")
+    reasons = Table(title="top quarantine reasons")
+    reasons.add_column("code")
+    reasons.add_column("count", justify="right")
+    for entry in summary.get("top_reasons", []):
+        reasons.add_row(entry["code"], f"{entry['count']:,}")
+    speed = Table(title="throughput and time", show_header=False)
+    for stage, value in summary.get("throughput_claims_per_second", {}).items():
+        speed.add_row(f"{stage} claims/s", f"{value:,}" if value is not None else "-")
+    for stage, seconds in summary.get("timings_seconds", {}).items():
+        speed.add_row(f"{stage} seconds", f"{seconds:.1f}")
+    return [counts, topics, reasons, speed]
+
+
+def run_command(
+    *,
+    count: Annotated[int, typer.Option(help="Synthetic claims to generate and produce.", min=1)] = 100_000,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
+) -> None:
+    """Start Kafka, create topics, produce COUNT claims, stream them into the lake, reconcile, stop everything."""
+    from libs.pipeline.local_run import run_pipeline  # noqa: PLC0415  (PySpark imported only when running)
+
+    console = Console(stderr=True)
+    report = run_pipeline(count, seed, say=lambda text: console.print(f"[bold]>[/bold] {text}"),
+                          show_progress=not no_progress)
+    out = Console()
+    for table in _summary_tables(report.summary):
+        out.print(table)
+    out.print(f"summary written to {LOCAL_DIR / 'run' / 'summary.json'}")
+    for problem in report.summary.get("problems", []):
+        console.print(f"[red]reconciliation failed:[/red] {problem}")
+    raise typer.Exit(0 if report.summary["reconciled"] else 1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the CLI (none yet)."""
+    """Add `claims run`."""
+    app.command("run")(run_command)

@@ -1,0 +1,1 @@
+"""The Spark Structured Streaming job (`claims stream`; spark-submit entry point on EMR)."""

@@ -1,0 +1,1 @@
+"""End-to-end orchestration of the local pipeline (`make run`)."""

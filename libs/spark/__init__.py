@@ -1,0 +1,1 @@
+"""Spark platform glue: session construction with Delta and the Kafka connector."""

@@ -1,0 +1,1 @@
+"""Spark Structured Streaming: schema, validation expressions, enrichment, routing and lake sinks."""

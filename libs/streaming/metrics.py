@@ -1,0 +1,102 @@
+"""Prometheus metrics of the streaming query, fed by a StreamingQueryListener and the batch processor.
+
+Why a listener: Spark already measures input and processing rates, batch durations and how far the Kafka source is
+behind the latest offsets; the listener republishes those numbers on the app's /metrics endpoint so that Prometheus
+alert rules (configs/monitoring) see them with the same names in every environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pyspark.sql.streaming import StreamingQueryListener
+
+from libs.streaming.processor import BatchOutcome
+
+log = logging.getLogger(__name__)
+
+
+class StreamMetrics:
+    """The metric families of the streaming app (names shared with configs/monitoring)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.input_rate = Gauge("claims_stream_input_rows_per_second", "Input rows per second (last progress).",
+                                registry=self.registry)
+        self.processed_rate = Gauge("claims_stream_processed_rows_per_second",
+                                    "Processed rows per second (last progress).", registry=self.registry)
+        self.batch_duration = Gauge("claims_stream_batch_duration_seconds", "Duration of the last micro-batch.",
+                                    registry=self.registry)
+        self.consumer_lag = Gauge("claims_stream_consumer_lag", "Offsets between the latest and the processed offset.",
+                                  ["topic", "partition"], registry=self.registry)
+        self.rows = Counter("claims_stream_rows_total", "Rows by outcome.", ["outcome"], registry=self.registry)
+        self.batches = Counter("claims_stream_batches_total", "Micro-batches completed.", registry=self.registry)
+        self.quarantine_ratio = Gauge("claims_stream_quarantine_ratio", "Quarantined / input rows, last batch.",
+                                      registry=self.registry)
+
+    def record_batch(self, outcome: BatchOutcome) -> None:
+        """Counters from the batch processor (exact counts, unlike the listener's rates)."""
+        self.rows.labels(outcome="valid").inc(outcome.valid)
+        self.rows.labels(outcome="quarantined").inc(outcome.quarantined)
+        self.rows.labels(outcome="dead_letter").inc(outcome.quarantined)
+        self.batches.inc()
+        if outcome.input_rows:
+            self.quarantine_ratio.set(outcome.quarantined / outcome.input_rows)
+
+    def record_progress(self, progress: dict[str, Any]) -> None:
+        """Rates, duration and per-partition lag from one StreamingQueryProgress (as its JSON dict)."""
+        self.input_rate.set(float(progress.get("inputRowsPerSecond") or 0.0))
+        self.processed_rate.set(float(progress.get("processedRowsPerSecond") or 0.0))
+        duration_ms = (progress.get("durationMs") or {}).get("triggerExecution")
+        if duration_ms is not None:
+            self.batch_duration.set(float(duration_ms) / 1000.0)
+        for source in progress.get("sources") or []:
+            for (topic, partition), lag in partition_lag(source).items():
+                self.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+
+def _offsets(value: Any) -> dict[str, dict[str, int]]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, dict) else {}
+
+
+def partition_lag(source: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """Latest offset minus processed end offset, per topic partition, from a Kafka source progress entry."""
+    end = _offsets(source.get("endOffset"))
+    latest = _offsets(source.get("latestOffset"))
+    lag: dict[tuple[str, int], int] = {}
+    for topic, partitions in latest.items():
+        for partition, latest_offset in partitions.items():
+            done = end.get(topic, {}).get(partition, 0)
+            lag[(topic, int(partition))] = max(int(latest_offset) - int(done), 0)
+    return lag
+
+
+class PrometheusQueryListener(StreamingQueryListener):
+    """Publishes every query progress event to StreamMetrics."""
+
+    def __init__(self, metrics: StreamMetrics) -> None:
+        self.metrics = metrics
+        self.last_progress: dict[str, Any] | None = None
+
+    def onQueryStarted(self, event: Any) -> None:  # noqa: N802  (Spark's listener API)
+        log.info("streaming query started id=%s", event.id)
+
+    def onQueryProgress(self, event: Any) -> None:  # noqa: N802
+        progress = json.loads(event.progress.json)
+        self.last_progress = progress
+        self.metrics.record_progress(progress)
+
+    def onQueryIdle(self, event: Any) -> None:  # noqa: N802
+        return None
+
+    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
+        if event.exception:
+            log.error("streaming query terminated with an error (id=%s)", event.id)

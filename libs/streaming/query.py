@@ -1,0 +1,109 @@
+"""Start the claims streaming query: Kafka source, `foreachBatch` processor, trigger and checkpoint.
+
+Why a builder separate from the app: `claims stream`, `claims run`, the bench and the integration tests all start the
+same query with different triggers (every 5 s in production, availableNow for finite runs) and bootstrap servers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from libs.codesets import load_codesets
+from libs.kafka.topics import Topics, load_topics
+from libs.settings import KafkaSecurityProtocol, KafkaSettings, Settings
+from libs.streaming.lake import LakeTables, pipeline_identity
+from libs.streaming.metrics import PrometheusQueryListener, StreamMetrics
+from libs.streaming.processor import ClaimBatchProcessor, OutputTopics
+from libs.streaming.refdata import build_refdata
+
+QUERY_NAME = "claims-stream"
+
+
+def spark_kafka_options(kafka: KafkaSettings) -> dict[str, str]:
+    """Options shared by the Kafka source and sink (`kafka.`-prefixed client properties).
+
+    On MSK the brokers require TLS and IAM authentication; the aws-msk-iam-auth jar on EMR provides the SASL classes.
+    """
+    options = {"kafka.bootstrap.servers": kafka.bootstrap_servers}
+    if kafka.security_protocol is not KafkaSecurityProtocol.PLAINTEXT:
+        options["kafka.security.protocol"] = kafka.security_protocol.value
+    if kafka.security_protocol is KafkaSecurityProtocol.SASL_SSL:
+        options.update(
+            {
+                "kafka.sasl.mechanism": "AWS_MSK_IAM",
+                "kafka.sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
+                "kafka.sasl.client.callback.handler.class":
+                    "software.amazon.msk.auth.iam.IAMClientCallbackHandler",
+            }
+        )
+    return options
+
+
+def output_topics(topics: Topics) -> OutputTopics:
+    """The sink topics, by role."""
+    return OutputTopics(
+        validated=topics.validated,
+        processed=topics.processed,
+        quality=topics.quality,
+        alerts=topics.alerts,
+        dead_letter=topics.dead_letter,
+    )
+
+
+@dataclass
+class RunningQuery:
+    """A started query with what is needed to observe it."""
+
+    query: StreamingQuery
+    processor: ClaimBatchProcessor
+    metrics: StreamMetrics
+    listener: PrometheusQueryListener
+    tables: LakeTables
+
+
+def start_claims_query(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    available_now: bool = False,
+    checkpoint: str | None = None,
+    metrics: StreamMetrics | None = None,
+    as_of: date | None = None,
+    starting_offsets: str = "earliest",
+) -> RunningQuery:
+    """Start the query reading `medical-claims-raw`; `available_now` drains what is there and stops."""
+    topics = load_topics(settings.kafka.topics_file)
+    tables = LakeTables.from_settings(settings.lake)
+    checkpoint_dir = checkpoint or f"{settings.lake.checkpoint_root.rstrip('/')}/{QUERY_NAME}"
+    kafka_options = spark_kafka_options(settings.kafka)
+    metrics = metrics or StreamMetrics()
+    listener = PrometheusQueryListener(metrics)
+    spark.streams.addListener(listener)
+    processor = ClaimBatchProcessor(
+        spark=spark,
+        tables=tables,
+        topics=output_topics(topics),
+        kafka_options=kafka_options,
+        ref=build_refdata(spark, load_codesets()),
+        pipeline_id=pipeline_identity(checkpoint_dir),
+        on_batch=metrics.record_batch,
+        **({"as_of": (lambda: as_of)} if as_of is not None else {}),
+    )
+    reader = spark.readStream.format("kafka").option("subscribe", topics.raw)
+    reader = reader.option("startingOffsets", starting_offsets).option("failOnDataLoss", "false")
+    reader = reader.option("includeHeaders", "false")
+    if settings.spark.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(settings.spark.max_offsets_per_trigger))
+    for key, value in kafka_options.items():
+        reader = reader.option(key, value)
+    writer = reader.load().writeStream.queryName(QUERY_NAME).foreachBatch(processor)
+    writer = writer.option("checkpointLocation", checkpoint_dir)
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{settings.spark.trigger_seconds} seconds")
+    return RunningQuery(query=writer.start(), processor=processor, metrics=metrics, listener=listener, tables=tables)
