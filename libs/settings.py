@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -152,6 +152,17 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+
+    @model_validator(mode="after")
+    def _one_environment(self) -> Settings:
+        """`security.environment` follows the top-level environment unless it was set explicitly.
+
+        PHI masking and the production key checks read `security.environment`; a stack that only says
+        `environment: prod` must not leave masking switched on (or a local keyring allowed) by default.
+        """
+        if "environment" not in self.security.model_fields_set:
+            self.security.environment = self.environment
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -38,22 +38,16 @@ def first_service_date(claim: Column) -> Column:
     return F.coalesce(claim["service_date_from"], line_min)
 
 
-def enrich_claims(valid: DataFrame, ref: SparkRefData) -> DataFrame:
-    """Silver rows: the protected claim's columns plus derived, non-identifying analytics columns."""
+def enrichment_columns(ref: SparkRefData) -> list[Column]:
+    """The derived, non-identifying analytics columns of a valid claim (reads the `claim` struct column)."""
     claim = F.col("claim")
     lines = claim["lines"]
     em_levels = F.transform(lines, lambda line: ref.procedure_em_level[line["procedure_code"]].cast("int"))
-    principal = claim["diagnoses"][0]["code"]
-    enriched = valid.select(
-        "claim.*",
-        F.col("kafka_partition"),
-        F.col("kafka_offset"),
-        F.col("kafka_timestamp"),
-        F.col("warning_codes"),
+    return [
         F.coalesce(ref.specialty_by_taxonomy[claim["billing_provider"]["taxonomy"]], F.lit("unknown")).alias(
             "billing_specialty"
         ),
-        principal.alias("principal_diagnosis"),
+        claim["diagnoses"][0]["code"].alias("principal_diagnosis"),
         F.size(F.coalesce(lines, F.array())).alias("line_count"),
         F.aggregate(
             lines,
@@ -65,8 +59,32 @@ def enrich_claims(valid: DataFrame, ref: SparkRefData) -> DataFrame:
         first_service_date(claim).alias("first_service_date"),
         F.date_format(first_service_date(claim), "yyyy-MM").alias("service_month"),
         F.current_timestamp().alias("processed_at"),
+    ]
+
+
+def enrich_claims(valid: DataFrame, ref: SparkRefData) -> DataFrame:
+    """Silver rows: the protected claim's columns plus the enrichment columns and Kafka coordinates."""
+    enriched = valid.select(
+        "claim.*",
+        F.col("kafka_partition"),
+        F.col("kafka_offset"),
+        F.col("kafka_timestamp"),
+        F.col("warning_codes"),
+        *enrichment_columns(ref),
     )
     return enriched.drop("_corrupt_record")
+
+
+def processed_messages(valid: DataFrame, ref: SparkRefData) -> DataFrame:
+    """Values for `medical-claims-processed`: the claim as received plus its enrichment, keyed by claim id.
+
+    The claim JSON is spliced in as received rather than re-serialised from the parsed struct: the bytes are already
+    the protected claim, and re-encoding every nested field would double the JSON work of a batch.
+    """
+    enrichment = F.to_json(F.struct(*enrichment_columns(ref), F.col("warning_codes")))
+    value = F.concat(F.lit('{"claim":'), F.col("value").cast("string"), F.lit(',"enrichment":'), enrichment,
+                     F.lit("}"))
+    return valid.select(F.col("claim.claim_id").alias("key"), value.cast("binary").alias("value"))
 
 
 def _npis(claim: Column) -> Column:

@@ -58,11 +58,19 @@ def pipeline_identity(checkpoint_dir: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def ensure_table(spark: SparkSession, location: str, schema: StructType, partition_by: list[str]) -> None:
-    """Create an empty Delta table at `location` when none exists, so readers never find a missing table."""
+def ensure_table(
+    spark: SparkSession, location: str, schema: StructType, partition_by: list[str], *, deletion_vectors: bool = False
+) -> None:
+    """Create an empty Delta table at `location` when none exists, so readers never find a missing table.
+
+    Deletion vectors let a MERGE delete rows (voids, replaced originals) by marking them instead of rewriting every
+    data file that holds one: without them each void rewrites a whole partition of silver.
+    """
     from delta.tables import DeltaTable  # noqa: PLC0415  (delta imports the JVM side lazily)
 
     builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
+    if deletion_vectors:
+        builder = builder.property("delta.enableDeletionVectors", "true")
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
     builder.execute()
