@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "apps.cli.produce",      # claims produce
     "apps.cli.stream",       # claims stream
     "apps.cli.run",          # claims run (the `make run` pipeline)
+    "apps.cli.batch",        # claims batch (daily: silver -> warehouse, batch fraud screens)
     "apps.cli.bench",        # claims bench
     "apps.cli.deploy",       # claims deploy
     "apps.cli.phi",          # claims reveal, claims export --deidentified, claims keys
