@@ -91,10 +91,12 @@ class SparkSettings(BaseModel):
     master: str = Field(default="local[2]", description="local[*] locally; 'yarn' on EMR.")
     trigger_seconds: float = Field(default=5.0, gt=0, description="Micro-batch trigger interval.")
     shuffle_partitions: int = Field(default=4, ge=1)
-    max_offsets_per_trigger: int | None = Field(default=None, ge=1, description="Back-pressure cap per batch.")
+    max_offsets_per_trigger: int | None = Field(
+        default=20_000, ge=1,
+        description="Back-pressure cap per micro-batch (also splits availableNow drains): bounds a batch's memory.")
     jars_dir: Path = Field(default=REPO_ROOT / ".cache" / "jars" / "spark",
                            description="Connector jars resolved by Maven (Kafka source/sink, Delta).")
-    driver_memory: str = "2g"
+    driver_memory: str = "4g"
 
 
 class MonitoringSettings(BaseModel):

@@ -49,6 +49,9 @@ def build_spark_session(settings: SparkSettings, app_name: str = "claims", extra
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.adaptive.enabled": "true",
+        # Write partitioned Delta tables (bronze by ingest_date, silver by service_month) without sorting each task's
+        # rows by the partition column first.
+        "spark.sql.maxConcurrentOutputFileWriters": "16",
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
     }
     if settings.master.startswith("local"):
