@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 
 from libs.phi.audit import verify
 from libs.phi.errors import DecryptionError, KeyMaterialError, PhiError, RevealDeniedError
-from libs.phi.export import export_deidentified, input_files
+from libs.phi.export import ExportSummary, export_deidentified, input_files
 from libs.phi.keys import KeyPurpose, Keyring, rotate
 from libs.phi.logging import safe_exception_message
 from libs.phi.masking import mask_revealed
 from libs.phi.protector import PhiProtector
-from libs.settings import KeyProviderKind, load_settings
+from libs.settings import KeyProviderKind, Settings, load_settings
+
+if TYPE_CHECKING:
+    from libs.phi.deidentify import Deidentifier
 
 EXIT_VERIFY_FAILED, EXIT_BAD_INPUT, EXIT_DENIED, EXIT_DECRYPT = 1, 2, 3, 4
 
@@ -112,8 +115,10 @@ def reveal_command(
 
 
 def export_command(
-    input_path: Annotated[Path, typer.Option("--input", help="Protected or canonical NDJSON file, or a directory.")],
     out: Annotated[Path, typer.Option("--out", help="De-identified NDJSON output file.")],
+    input_path: Annotated[Path | None, typer.Option("--input", help="Protected or canonical NDJSON file, or a "
+                                                                     "directory (default: the Delta silver table).")
+                          ] = None,
     deidentified: Annotated[bool, typer.Option("--deidentified", help="HIPAA Safe Harbor de-identification "
                                                                       "(required: the only export mode).")] = False,
 ) -> None:
@@ -122,14 +127,31 @@ def export_command(
         raise _fail("only de-identified export exists; pass --deidentified", EXIT_BAD_INPUT)
     from libs.phi.deidentify import Deidentifier  # noqa: PLC0415  (keeps `claims --help` fast)
 
+    settings = load_settings()
     try:
-        summary = export_deidentified(input_path, out, Deidentifier.from_settings(load_settings()))
+        if input_path is None:  # the Delta silver table, read with Spark (libs.batch.export)
+            summary = _export_silver(settings, out, Deidentifier.from_settings(settings))
+        else:
+            summary = export_deidentified(input_path, out, Deidentifier.from_settings(settings))
     except (FileNotFoundError, PhiError) as exc:
         raise _fail(safe_exception_message(exc), EXIT_BAD_INPUT) from None
     typer.echo(f"read {summary.read} records, wrote {summary.written} de-identified records to {out}", err=True)
     if summary.rejections:
         typer.echo(f"rejected {len(summary.rejections)} records (reason and location in "
                    f"{out.with_name(out.name + '.rejects.ndjson')})", err=True)
+
+
+def _export_silver(settings: Settings, out: Path, deidentifier: Deidentifier) -> ExportSummary:
+    from libs.batch.export import export_silver_deidentified  # noqa: PLC0415  (PySpark only for this path)
+    from libs.spark.session import build_spark_session  # noqa: PLC0415
+    from libs.streaming.lake import LakeTables  # noqa: PLC0415
+
+    silver = LakeTables.from_settings(settings.lake).silver
+    spark = build_spark_session(settings.spark, app_name="claims-export")
+    try:
+        return export_silver_deidentified(spark, silver, out, deidentifier)
+    finally:
+        spark.stop()
 
 
 @keys_app.command("rotate")

@@ -135,6 +135,7 @@ CREATE TABLE IF NOT EXISTS batch_runs (
     batch_run_id       VARCHAR(64)   NOT NULL,
     pipeline           VARCHAR(16)   NOT NULL,         -- streaming or batch
     micro_batch_id     BIGINT,                         -- Spark foreachBatch id (streaming only)
+    run_date           DATE,                           -- the day of claims a batch run covered (NULL: all)
     status             VARCHAR(16)   NOT NULL,         -- running, succeeded, failed
     started_at         TIMESTAMP     NOT NULL,
     finished_at        TIMESTAMP,

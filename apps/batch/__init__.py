@@ -1,0 +1,1 @@
+"""The daily batch app (spark-submit entry point in main.py)."""

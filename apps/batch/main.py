@@ -1,0 +1,68 @@
+"""Entry point of the daily batch job (spark-submit script on EMR, `claims batch` locally).
+
+    spark-submit apps/batch/main.py --date 2026-05-01     one day of claims (received that UTC day)
+    spark-submit apps/batch/main.py                        yesterday (UTC): what the daily schedule runs
+    spark-submit apps/batch/main.py --all                  every claim in silver (backfill, rebuild)
+
+Thin on purpose: the job lives in libs.batch.job. Exit code 0 on success, 1 when the run failed (the failure is
+recorded in batch_runs and logged without PHI), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, date, datetime, timedelta
+
+from libs.phi.logging import configure_logging, safe_exception_message
+from libs.settings import Settings, load_settings
+
+log = logging.getLogger("claims.batch")
+
+
+def yesterday_utc(now: datetime | None = None) -> date:
+    """The default day: the last complete UTC day."""
+    return ((now or datetime.now(UTC)).astimezone(UTC) - timedelta(days=1)).date()
+
+
+def parse_day(text: str) -> date:
+    """A --date value (YYYY-MM-DD)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"--date: expected YYYY-MM-DD, found {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def run(settings: Settings, day: date | None) -> int:
+    """Build the Spark session, run the batch for `day` (None: all), stop the session; 0 when it succeeded."""
+    from libs.batch.job import run_batch  # noqa: PLC0415  (PySpark only when a job runs)
+    from libs.spark.session import build_spark_session  # noqa: PLC0415
+
+    spark = build_spark_session(settings.spark, app_name="claims-batch")
+    try:
+        result = run_batch(spark, settings, day)
+    except Exception as exc:  # noqa: BLE001  (recorded in batch_runs by run_batch; the exit code carries it)
+        log.error("batch failed: %s", safe_exception_message(exc))
+        return 1
+    finally:
+        spark.stop()
+    log.info("batch %s: %s", result.run.batch_run_id, result.counts)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse --date / --all and run."""
+    parser = argparse.ArgumentParser(description="Claims daily batch: silver -> warehouse, batch fraud screens")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--date", type=parse_day, help="day of claims to process, YYYY-MM-DD (default: yesterday UTC)")
+    group.add_argument("--all", action="store_true", help="process every claim in silver")
+    args = parser.parse_args(argv)
+    configure_logging()
+    day = None if args.all else (args.date or yesterday_utc())
+    return run(load_settings(), day)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The daily batch job: one day (or all) of silver -> fraud alerts (topic + gold) -> staged Parquet -> warehouse.
+
+Order and why:
+1. a `running` row in batch_runs (DuckDB), so a crash leaves a visible trace;
+2. fraud screens over the day's claims; alerts new to gold are published to the alerts topic *before* gold is
+   merged, so a crash in between re-publishes (at-least-once, consumers key on claim_id + rule) instead of losing;
+3. the warehouse frames are written as Parquet under the lake (`warehouse_stage/<run id>/<table>`): DuckDB reads
+   them directly, Redshift COPYs them from S3 - the same files either way;
+4. one transaction merges them into the warehouse together with the `succeeded` batch_runs row.
+Every step is idempotent, so re-running a day (after a failure, or twice) converges to the same warehouse.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812
+
+from libs.batch import frames, fraud
+from libs.codesets import CodeSets, load_codesets
+from libs.kafka.topics import load_topics
+from libs.phi.logging import safe_exception_message
+from libs.settings import Settings, WarehouseKind
+from libs.streaming.lake import LakeTables
+from libs.warehouse import load
+
+log = logging.getLogger("claims.batch")
+
+GOLD_ALERTS = "gold/fraud_alerts"
+STAGE_ROOT = "warehouse_stage"
+
+
+@dataclass
+class BatchResult:
+    """What one batch run did."""
+
+    run: load.BatchRun
+    load: load.LoadReport
+    alerts: int = 0
+    published_alerts: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def new_run_id(day: date | None, started: datetime) -> str:
+    """A unique, sortable, readable run id: batch-<day|all>-<UTC start>-<random>."""
+    return f"batch-{day.isoformat() if day else 'all'}-{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _delta(spark: SparkSession, location: str) -> DataFrame:
+    return spark.read.format("delta").load(location)
+
+
+def _table_exists(spark: SparkSession, location: str) -> bool:
+    from delta.tables import DeltaTable  # noqa: PLC0415
+
+    return bool(DeltaTable.isDeltaTable(spark, location))
+
+
+def _local_path(uri: str) -> Path:
+    if "://" in uri and not uri.startswith("file:"):
+        msg = f"the DuckDB warehouse reads its stage from a local lake; found lake location {uri}"
+        raise load.WarehouseLoadError(msg)
+    return Path(uri.removeprefix("file:"))
+
+
+def _publish(frame: DataFrame, settings: Settings) -> None:
+    from libs.streaming.query import spark_kafka_options  # noqa: PLC0415  (shares the stream's client options)
+
+    writer = frame.write.format("kafka")
+    for key, value in spark_kafka_options(settings.kafka).items():
+        writer = writer.option(key, value)
+    writer.save()
+
+
+def screen_day(spark: SparkSession, settings: Settings, silver: DataFrame, *, run_id: str, run_date: date | None,
+               created_at: datetime, codesets: CodeSets) -> tuple[DataFrame, int]:
+    """Screen the day's claims; publish the new cross-claim alerts; merge all into gold. Returns (alerts, published)."""
+    screened = fraud.screen_claims(fraud.silver_claims(silver), codesets, fraud.after_death_claim_ids(silver))
+    alerts = fraud.alerts_frame(spark, screened, batch_run_id=run_id, created_at=created_at).persist()
+    location = settings.lake.table(GOLD_ALERTS)
+    fresh = alerts if not _table_exists(spark, location) else fraud.new_alerts(alerts, _delta(spark, location))
+    to_publish = fresh.filter(F.col("screen") == fraud.SCREEN_BATCH)
+    published = to_publish.count()
+    if published:
+        _publish(fraud.alert_messages(to_publish, load_topics(settings.kafka.topics_file).alerts, run_date), settings)
+    fraud.merge_into_gold(spark, alerts, location)
+    return alerts, published
+
+
+def stage_frames(frames_by_table: dict[str, DataFrame], root: str) -> dict[str, str]:
+    """Write each frame as Parquet under `root/<table>`; returns table -> location.
+
+    An empty frame still writes one file carrying the schema, so the loaders never meet a missing stage.
+    """
+    staged: dict[str, str] = {}
+    for table, frame in frames_by_table.items():
+        location = f"{root.rstrip('/')}/{table}"
+        frame.coalesce(1).write.mode("overwrite").parquet(location)
+        staged[table] = location
+    return staged
+
+
+def run_batch(spark: SparkSession, settings: Settings, day: date | None, *, codesets: CodeSets | None = None,
+              app_version: str | None = None) -> BatchResult:
+    """Run the batch for `day` (claims received that UTC day) or for all of silver when `day` is None."""
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    run = load.BatchRun(batch_run_id=new_run_id(day, started), pipeline=frames.PIPELINE, status="running",
+                        started_at=started, run_date=day, app_version=app_version)
+    duckdb_path = settings.warehouse.duckdb_path
+    local = settings.warehouse.kind is WarehouseKind.DUCKDB
+    if local:
+        load.record_run_duckdb(duckdb_path, run)
+    log.info("batch run %s started for %s", run.batch_run_id, day.isoformat() if day else "all days")
+    try:
+        result = _run(spark, settings, run, day=day, codesets=codesets or load_codesets(), started=started,
+                      clock=clock)
+    except Exception as exc:
+        run.status, run.finished_at = "failed", datetime.now(UTC)
+        run.duration_seconds = round(time.perf_counter() - clock, 3)
+        run.error_message = safe_exception_message(exc)[:1024]
+        if local:
+            load.record_run_duckdb(duckdb_path, run)
+        log.error("batch run %s failed: %s", run.batch_run_id, run.error_message)
+        raise
+    log.info("batch run %s succeeded: %s", run.batch_run_id, result.counts)
+    return result
+
+
+def _run(spark: SparkSession, settings: Settings, run: load.BatchRun, *, day: date | None, codesets: CodeSets,
+         started: datetime, clock: float) -> BatchResult:
+    # Parquet INT96 timestamps are deprecated; Redshift COPY and DuckDB both read TIMESTAMP_MICROS exactly.
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    tables = LakeTables.from_settings(settings.lake)
+    topics = load_topics(settings.kafka.topics_file)
+    silver = frames.for_day(_delta(spark, tables.silver), day).persist()
+    quarantine = frames.for_day(_delta(spark, tables.quarantine), day).persist()
+    try:
+        alerts, published = screen_day(spark, settings, silver, run_id=run.batch_run_id, run_date=day,
+                                       created_at=started, codesets=codesets)
+        bronze = _delta(spark, tables.bronze)
+        if day is not None:
+            bronze = bronze.filter(F.col("ingest_date") == F.lit(day))
+        valid, quarantined = silver.count(), quarantine.count()
+        metrics = frames.daily_metrics(silver, quarantine, alerts)
+        metrics.append(("duplicate_line_numbers", "", frames.duplicate_line_count(silver)))
+        window = (datetime.combine(day, datetime.min.time(), UTC), None) if day else (None, None)
+        to_stage: dict[str, Any] = {
+            "claims": frames.claims_frame(silver, alerts=alerts, batch_run_id=run.batch_run_id,
+                                          raw_topic=topics.raw, loaded_at=started),
+            "claim_lines": frames.claim_lines_frame(silver, loaded_at=started),
+            "providers": frames.providers_frame(silver, updated_at=started),
+            "quarantine_summary": frames.quarantine_summary_frame(quarantine, frames.source_formats(bronze),
+                                                                  updated_at=started),
+            "quality_metrics": frames.quality_metrics_frame(metrics, spark_frame=silver,
+                                                            batch_run_id=run.batch_run_id, window=window,
+                                                            recorded_at=started),
+            load.SUPERSESSIONS: _delta(spark, tables.supersessions).select(*load.SUPERSESSION_COLUMNS).distinct(),
+        }
+        root = settings.lake.table(f"{STAGE_ROOT}/{run.batch_run_id}")
+        staged = stage_frames(to_stage, root)
+        alert_count = alerts.count()
+    finally:
+        silver.unpersist()
+        quarantine.unpersist()
+    run.status, run.finished_at = "succeeded", datetime.now(UTC)
+    run.input_rows, run.valid_rows, run.quarantined_rows = valid + quarantined, valid, quarantined
+    run.duration_seconds = round(time.perf_counter() - clock, 3)
+    if settings.warehouse.kind is WarehouseKind.DUCKDB:
+        report = load.load_duckdb(settings.warehouse.duckdb_path,
+                                  {table: _local_path(location) for table, location in staged.items()}, run)
+        shutil.rmtree(_local_path(root), ignore_errors=True)  # loaded: the stage has served its purpose
+    else:
+        report = _load_redshift(settings, staged, run)
+    # Rows of claims, lines, providers and summaries; quality_metrics and batch_runs grow by design on every run.
+    data = load.LoadReport({name: n for name, n in report.changed.items()
+                            if not name.startswith(("quality_metrics.", "batch_runs."))})
+    counts = {"silver_claims": valid, "quarantined": quarantined, "alerts": alert_count, "published": published,
+              "inserted": data.total(".insert"), "updated": data.total(".update") + data.total(".void"),
+              "deleted": data.total(".delete")}
+    return BatchResult(run=run, load=report, alerts=alert_count, published_alerts=published, counts=counts)
+
+
+def _load_redshift(settings: Settings, staged: dict[str, str], run: load.BatchRun) -> load.LoadReport:
+    import boto3  # noqa: PLC0415
+
+    from libs.deploy.redshift import RedshiftTarget  # noqa: PLC0415
+
+    warehouse = settings.warehouse
+    if not (warehouse.redshift_cluster_id and warehouse.redshift_secret_arn and warehouse.redshift_copy_role_arn):
+        msg = ("Redshift warehouse: expected warehouse.redshift_cluster_id, redshift_secret_arn and "
+               "redshift_copy_role_arn in the settings, found at least one missing")
+        raise load.WarehouseLoadError(msg)
+    s3_staged = {table: location.replace("s3a://", "s3://", 1) for table, location in staged.items()}
+    steps = load.redshift_load_sql(s3_staged, warehouse.redshift_copy_role_arn, run)
+    client = boto3.client("redshift-data", region_name=settings.aws.region, endpoint_url=settings.aws.endpoint_url)
+    target = RedshiftTarget(warehouse.redshift_cluster_id, warehouse.redshift_database, warehouse.redshift_secret_arn)
+    load.execute_batch(client, target, steps, name=f"claims-{run.batch_run_id}")
+    return load.LoadReport()  # the Data API reports no per-statement row counts for a batch
