@@ -107,6 +107,7 @@ def run_pipeline(
         try:
             running = start_claims_query(spark, settings, available_now=True)
             _timed(report, "stream", running.query.awaitTermination)
+            running.stop()
             if running.query.exception() is not None:
                 msg = f"the streaming query failed: {running.query.exception()}"
                 raise RuntimeError(msg)

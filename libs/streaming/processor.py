@@ -143,10 +143,12 @@ def events_frame(valid: DataFrame, batch_id: int) -> DataFrame:
 
 def supersession_frame(events: DataFrame) -> DataFrame:
     """Originals removed by a replacement (7) or void (8) that names another claim id."""
+    # A replacement that reuses its original's claim id simply updates the row; a void always removes its original,
+    # also when it names its own claim id.
     removing = events.filter(
         F.col("frequency_code").isin(*REMOVING_FREQUENCIES)
         & F.col("original_claim_id").isNotNull()
-        & (F.col("original_claim_id") != F.col("claim_id"))
+        & ((F.col("original_claim_id") != F.col("claim_id")) | (F.col("frequency_code") == VOID))
     )
     return removing.select(
         F.col("original_claim_id").alias("claim_id"),
@@ -159,14 +161,10 @@ def supersession_frame(events: DataFrame) -> DataFrame:
 
 
 def latest_upserts(enriched: DataFrame) -> DataFrame:
-    """Non-void claims, one per claim_id (the last offset wins when a claim id repeats in a batch)."""
+    """One row per claim_id, the newest offset, unless that newest version is a void (then nothing is upserted)."""
     newest_first = Window.partitionBy("claim_id").orderBy(F.col("kafka_offset").desc(), F.col("kafka_partition").desc())
-    return (
-        enriched.filter(F.col("frequency_code") != VOID)
-        .withColumn("_rank", F.row_number().over(newest_first))
-        .filter(F.col("_rank") == 1)
-        .drop("_rank")
-    )
+    newest = enriched.withColumn("_rank", F.row_number().over(newest_first)).filter(F.col("_rank") == 1).drop("_rank")
+    return newest.filter(F.col("frequency_code") != VOID)
 
 
 HEADERS_TYPE = "array<struct<key:string,value:binary>>"
@@ -268,10 +266,16 @@ class ClaimBatchProcessor:
                                   batch_id)
                 self._supersessions_seen = True
             repeated_ids = stats["upserting"] != stats["distinct_upserting"]
-            self._apply_to_silver(checked.sparkSession, enriched, repeated_ids=repeated_ids)
+            self._apply_to_silver(checked.sparkSession, enriched, batch_id, repeated_ids=repeated_ids)
         self._write_topics(checked, valid)
 
-    def _apply_to_silver(self, spark: SparkSession, enriched: DataFrame, *, repeated_ids: bool) -> None:
+    def _apply_to_silver(self, spark: SparkSession, enriched: DataFrame, batch_id: int, *, repeated_ids: bool) -> None:
+        """Upsert the batch's claims into silver, then remove what replacements and voids supersede.
+
+        Most claims are new: they are appended (an idempotent Delta append, cheap), and only claim ids already in
+        silver go through MERGE. A replayed batch finds its appended ids present and merges them again with the same
+        content, so the outcome is the same either way.
+        """
         from delta.tables import DeltaTable  # noqa: PLC0415
 
         # The newest-offset window costs a shuffle of whole rows; it is only needed when a claim id repeats.
@@ -283,13 +287,13 @@ class ClaimBatchProcessor:
             superseded = spark.read.format("delta").load(self.tables.supersessions).select("claim_id").distinct()
             upserts = upserts.join(superseded, "claim_id", "left_anti")
         silver = DeltaTable.forPath(spark, self.tables.silver)
-        (
-            silver.alias("t")
-            .merge(upserts.alias("s"), "t.claim_id = s.claim_id")
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
+        present = silver.toDF().select("claim_id")
+        # Claims already in silver, evaluated (eagerly checkpointed) before the append below changes the table.
+        existing = upserts.join(present, "claim_id", "left_semi").localCheckpoint()
+        idempotent_append(upserts.join(present, "claim_id", "left_anti"), self.tables.silver,
+                          f"{self.pipeline_id}-silver", batch_id)
+        if not existing.isEmpty():
+            silver.alias("t").merge(existing.alias("s"), "t.claim_id = s.claim_id").whenMatchedUpdateAll().execute()
         if superseded is not None:
             silver.alias("t").merge(superseded.alias("s"), "t.claim_id = s.claim_id").whenMatchedDelete().execute()
 

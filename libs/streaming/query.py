@@ -63,6 +63,12 @@ class RunningQuery:
     metrics: StreamMetrics
     listener: PrometheusQueryListener
     tables: LakeTables
+    spark: SparkSession
+
+    def stop(self) -> None:
+        """Stop the query (at a batch boundary) and detach its metrics listener from the session."""
+        self.query.stop()
+        self.spark.streams.removeListener(self.listener)
 
 
 def start_claims_query(
@@ -106,4 +112,5 @@ def start_claims_query(
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{settings.spark.trigger_seconds} seconds")
-    return RunningQuery(query=writer.start(), processor=processor, metrics=metrics, listener=listener, tables=tables)
+    return RunningQuery(query=writer.start(), processor=processor, metrics=metrics, listener=listener, tables=tables,
+                        spark=spark)
