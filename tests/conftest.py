@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from libs.kafka.broker import FAST_START_JVM_OPTIONS, BrokerError, LocalKafka
-from libs.settings import REPO_ROOT, KafkaSettings
+from libs.settings import REPO_ROOT, KafkaSettings, SparkSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from libs.streaming.refdata import SparkRefData
 
 KAFKA_JARS = REPO_ROOT / ".cache" / "jars" / "kafka"
 
@@ -49,3 +55,44 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 def kafka_settings(kafka_broker: LocalKafka) -> KafkaSettings:
     """KafkaSettings pointing at the session broker."""
     return KafkaSettings(bootstrap_servers=kafka_broker.bootstrap)
+
+
+@pytest.fixture(scope="session")
+def spark(kafka_broker: LocalKafka) -> Iterator[SparkSession]:
+    """One local Spark session (Delta, Kafka connector) for the whole test session; a JVM start costs seconds.
+
+    It depends on the session broker only so that pytest stops Spark first: Spark's cached Kafka sink producers
+    would otherwise keep logging connection failures after the broker is gone.
+    """
+    from libs.spark.session import build_spark_session  # noqa: PLC0415  (PySpark only for tests that need it)
+
+    session = build_spark_session(SparkSettings(shuffle_partitions=2), app_name="claims-tests")
+    yield session
+    session.stop()
+    _stop_spark_jvm()
+
+
+def _stop_spark_jvm() -> None:
+    """End the Spark JVM now: `stop()` keeps it alive until the interpreter exits, and its pooled Kafka producers
+    would print reconnect warnings after the broker is gone (and after pytest's summary)."""
+    from pyspark import SparkContext  # noqa: PLC0415
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    process = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=30)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+
+
+@pytest.fixture(scope="session")
+def refdata(spark: SparkSession) -> SparkRefData:
+    """Spark reference data built from the shipped code sets."""
+    from libs.codesets import load_codesets  # noqa: PLC0415
+    from libs.streaming.refdata import build_refdata  # noqa: PLC0415
+
+    return build_refdata(spark, load_codesets())

@@ -64,7 +64,8 @@ def bench_command(  # Typer passes every option by keyword
     warmup: Annotated[int, typer.Option(help="Claims drained on a cold JVM before the measured drain (0: none).",
                                         min=0)] = 2000,
     max_offsets_per_trigger: Annotated[int | None, typer.Option(
-        help="Cap rows per micro-batch of every Spark stage (default: none, as `make run`).", min=1)] = None,
+        help="Cap rows per micro-batch of every Spark stage (default: the settings default, as `make run`).",
+        min=1)] = None,
     spark_ui: Annotated[bool, typer.Option(help="Serve Spark's REST API for the per-stage time breakdown.")] = True,
     out: Annotated[Path, typer.Option(help="Write the figures as JSON here.")] = DEFAULT_OUT,
     work_dir: Annotated[Path, typer.Option(help="Scratch directory (broker, lakes); wiped at the start.")]

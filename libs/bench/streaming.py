@@ -27,6 +27,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from libs.bench.results import latency_summary
 from libs.settings import Settings
+from libs.streaming.metrics import source_offsets
 from libs.streaming.query import RunningQuery, start_claims_query
 
 DURATION_KEYS = ("latestOffset", "getBatch", "queryPlanning", "addBatch", "walCommit", "commitOffsets",
@@ -35,19 +36,9 @@ SPARK_UI_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%Z"
 WAITING_FOR_TRIGGER = "Waiting for next trigger"
 
 
-def _offsets(value: Any) -> dict[str, dict[str, int]]:
-    """A Kafka source offsets entry of a progress event ({topic: {partition: offset}}; JSON text or dict)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
 def offsets_total(value: Any) -> int:
     """Sum of the offsets of every partition of every topic in an offsets entry."""
-    return sum(int(offset) for partitions in _offsets(value).values() for offset in partitions.values())
+    return sum(int(offset) for partitions in source_offsets(value).values() for offset in partitions.values())
 
 
 def processed_offsets(progress: dict[str, Any] | None) -> int:

@@ -58,7 +58,8 @@ class StreamMetrics:
                 self.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
 
 
-def _offsets(value: Any) -> dict[str, dict[str, int]]:
+def source_offsets(value: Any) -> dict[str, dict[str, int]]:
+    """A Kafka source offsets entry of a progress event ({topic: {partition: offset}}; JSON text or dict)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -69,8 +70,8 @@ def _offsets(value: Any) -> dict[str, dict[str, int]]:
 
 def partition_lag(source: dict[str, Any]) -> dict[tuple[str, int], int]:
     """Latest offset minus processed end offset, per topic partition, from a Kafka source progress entry."""
-    end = _offsets(source.get("endOffset"))
-    latest = _offsets(source.get("latestOffset"))
+    end = source_offsets(source.get("endOffset"))
+    latest = source_offsets(source.get("latestOffset"))
     lag: dict[tuple[str, int], int] = {}
     for topic, partitions in latest.items():
         for partition, latest_offset in partitions.items():

@@ -28,7 +28,7 @@ from libs.streaming.processor import bronze_frame, events_frame, latest_upserts,
 from libs.streaming.refdata import SparkRefData
 from libs.streaming.validation import validate_messages
 from tests.phi.conftest import phi_settings
-from tests.streaming.conftest import kafka_rows, refdata, spark  # noqa: F401  (re-exported session fixtures)
+from tests.spark_helpers import kafka_rows
 
 AS_OF = DEFAULT_ANCHOR_DATE
 RECEIVED = datetime(2026, 10, 30, 14, 0, tzinfo=UTC)
@@ -80,7 +80,7 @@ def write_lake(session: SparkSession, ref: SparkRefData, root: Path, claims: lis
 
 
 @pytest.fixture(scope="session")
-def lake(spark: SparkSession, refdata: SparkRefData, tmp_path_factory: pytest.TempPathFactory) -> Lake:  # noqa: F811
+def lake(spark: SparkSession, refdata: SparkRefData, tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """One protected lake for the read-only batch tests of the session."""
     root = tmp_path_factory.mktemp("batch-lake")
     protector = PhiProtector.from_settings(phi_settings(root))
@@ -88,7 +88,7 @@ def lake(spark: SparkSession, refdata: SparkRefData, tmp_path_factory: pytest.Te
 
 
 @pytest.fixture(scope="session")
-def silver(spark: SparkSession, lake: Lake) -> DataFrame:  # noqa: F811
+def silver(spark: SparkSession, lake: Lake) -> DataFrame:
     """The lake's silver table."""
     return spark.read.format("delta").load(lake.tables.silver)
 

@@ -52,7 +52,6 @@ from libs.streaming.processor import (
 )
 from libs.streaming.refdata import SparkRefData
 from libs.streaming.schema import PHI_DERIVED_SCHEMA, PHI_ENVELOPE_SCHEMA
-from tests.streaming.conftest import refdata, spark  # noqa: F401  (the session's Spark fixtures)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DICTIONARY = REPO_ROOT / "docs" / "data-dictionary.md"
@@ -209,8 +208,8 @@ def test_bronze_kafka_columns_and_batches_columns_are_documented(text: str) -> N
 
 
 @pytest.mark.spark
-def test_every_lake_table_column_is_documented(text: str, spark: SparkSession,  # noqa: F811
-                                               refdata: SparkRefData) -> None:  # noqa: F811
+def test_every_lake_table_column_is_documented(text: str, spark: SparkSession,
+                                               refdata: SparkRefData) -> None:
     """The columns the processor writes (schemas of its frames on an empty batch) against the dictionary."""
     from libs.streaming.enrich import enrich_claims  # noqa: PLC0415
     from libs.streaming.validation import validate_messages  # noqa: PLC0415

@@ -26,7 +26,7 @@ from libs.streaming.parse import MAX_PARSE_BYTES, MessageReason, parse_messages
 from libs.streaming.processor import latest_upserts, supersession_frame
 from libs.streaming.reconcile import Reconciliation, reconcile
 from tests.factories import SERVICE_DATE, make_person, make_professional_claim
-from tests.streaming.conftest import kafka_rows
+from tests.spark_helpers import kafka_rows
 
 pytestmark = pytest.mark.spark
 

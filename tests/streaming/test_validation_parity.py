@@ -20,7 +20,7 @@ from libs.streaming.parse import parse_messages
 from libs.streaming.validation import validate_messages
 from libs.validation import validate_claim
 from libs.validation.catalog import ReasonCode
-from tests.streaming.conftest import kafka_rows
+from tests.spark_helpers import kafka_rows
 
 pytestmark = pytest.mark.spark
 AS_OF = date(2026, 11, 30)
