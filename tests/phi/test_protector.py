@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from pathlib import Path
 
@@ -84,25 +83,6 @@ def test_record_without_encrypted_values_has_no_envelope(protector: PhiProtector
 def test_records_of_one_batch_share_a_data_key(protector: PhiProtector):
     records = protector.protect_many([make_professional_claim(claim_id=f"C{i}") for i in range(5)])
     assert len({r["phi_envelope"]["dek_id"] for r in records}) == 1
-
-
-@pytest.mark.slow
-def test_protect_is_fast_enough_for_the_producer_hot_path(protector: PhiProtector):
-    # Target: >= 20k claims/s of protection work (both subscriber and patient fully populated: 16 AES-GCM values and
-    # 2 tokens per claim). Measured in CPU time, best of five, on top of the canonical JSON dump the producer does
-    # anyway, so a busy machine does not fail it spuriously.
-    claims = [make_professional_claim(claim_id=f"B{i}") for i in range(1000)]
-    best_protect = best_dump = float("inf")
-    for _ in range(5):
-        start = time.process_time()
-        protector.protect_many(claims)
-        best_protect = min(best_protect, time.process_time() - start)
-        start = time.process_time()
-        for claim in claims:
-            claim.model_dump(mode="json")
-        best_dump = min(best_dump, time.process_time() - start)
-    overhead_per_claim = (best_protect - best_dump) / len(claims)
-    assert overhead_per_claim < 50e-6, f"protection costs {overhead_per_claim * 1e6:.1f} us per claim"
 
 
 @pytest.mark.parametrize("bad_claim_id", ["A|B", "1:2"])
