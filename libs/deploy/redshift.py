@@ -112,7 +112,20 @@ def execute_and_wait(client: RedshiftDataAPIServiceClient, target: RedshiftTarge
         ClusterIdentifier=target.cluster_identifier, Database=target.database, SecretArn=target.secret_arn,
         Sql=sql, StatementName=name,
     )
-    statement_id = response["Id"]
+    what = f"Redshift statement {name} (id {response['Id']}) on cluster {target.cluster_identifier}"
+    return wait_for_statement(client, response["Id"], what=what, error=RedshiftDdlError, poll_seconds=poll_seconds,
+                              timeout_seconds=timeout_seconds, sleep=sleep, clock=clock)
+
+
+def wait_for_statement(client: RedshiftDataAPIServiceClient, statement_id: str, *, what: str,
+                       error: type[Exception], poll_seconds: float, timeout_seconds: float,
+                       max_delay: float = 10.0, sleep: Callable[[float], None] = time.sleep,
+                       clock: Callable[[], float] = time.monotonic) -> str:
+    """Poll a Data API statement until FINISHED (capped exponential backoff); returns its id.
+
+    FAILED, ABORTED or the timeout raise `error` with `what` (which names the statement, its id and the cluster)
+    and Redshift's message, which names objects, never data.
+    """
     deadline = clock() + timeout_seconds
     delay = poll_seconds
     while True:
@@ -121,16 +134,11 @@ def execute_and_wait(client: RedshiftDataAPIServiceClient, target: RedshiftTarge
         if status is StatementStatus.FINISHED:
             return statement_id
         if status in TERMINAL:
-            error = described.get("Error", "no error message")
-            msg = (f"Redshift statement {name} (id {statement_id}) on cluster {target.cluster_identifier}: "
-                   f"{status}: {error}")
-            raise RedshiftDdlError(msg)
+            raise error(f"{what}: {status}: {described.get('Error', 'no error message')}")
         if clock() >= deadline:
-            msg = (f"Redshift statement {name} (id {statement_id}) on cluster {target.cluster_identifier}: expected "
-                   f"FINISHED within {timeout_seconds:.0f} s, still {status}")
-            raise RedshiftDdlError(msg)
+            raise error(f"{what}: expected FINISHED within {timeout_seconds:.0f} s, still {status}")
         sleep(delay)
-        delay = min(delay * 2, 10.0)
+        delay = min(delay * 2, max_delay)
 
 
 def apply_ddl(client: RedshiftDataAPIServiceClient, target: RedshiftTarget, changes: Sequence[DdlChange], *,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from sqlglot import exp
 
-from libs.deploy.redshift import TERMINAL, RedshiftTarget, StatementStatus
+from libs.deploy.redshift import RedshiftTarget, wait_for_statement
 from libs.warehouse.dialect import statements, table_columns
 
 if TYPE_CHECKING:
@@ -360,21 +360,6 @@ def execute_batch(client: RedshiftDataAPIServiceClient, target: RedshiftTarget, 
         ClusterIdentifier=target.cluster_identifier, Database=target.database, SecretArn=target.secret_arn,
         Sqls=[step.sql for step in steps], StatementName=name,
     )
-    statement_id = response["Id"]
-    deadline = clock() + timeout_seconds
-    delay = poll_seconds
-    while True:
-        described = client.describe_statement(Id=statement_id)
-        status = StatementStatus(described["Status"])
-        if status is StatementStatus.FINISHED:
-            return statement_id
-        if status in TERMINAL:
-            msg = (f"Redshift load {name} (id {statement_id}) on cluster {target.cluster_identifier}: {status}: "
-                   f"{described.get('Error', 'no error message')}")
-            raise WarehouseLoadError(msg)
-        if clock() >= deadline:
-            msg = (f"Redshift load {name} (id {statement_id}): expected FINISHED within {timeout_seconds:.0f} s, "
-                   f"still {status}")
-            raise WarehouseLoadError(msg)
-        sleep(delay)
-        delay = min(delay * 2, 15.0)
+    what = f"Redshift load {name} (id {response['Id']}) on cluster {target.cluster_identifier}"
+    return wait_for_statement(client, response["Id"], what=what, error=WarehouseLoadError, poll_seconds=poll_seconds,
+                              timeout_seconds=timeout_seconds, max_delay=15.0, sleep=sleep, clock=clock)

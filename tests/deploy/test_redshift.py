@@ -82,3 +82,31 @@ def test_plan_blocks_a_changed_table_unless_the_migration_is_declared() -> None:
     assert [c.statement.table for c in blocked if c.action is Action.BLOCKED] == ["claims"]
     assert "ALTER migration" in next(c for c in blocked if c.action is Action.BLOCKED).plan_item().detail
     assert [c.statement.table for c in migrated if c.action is Action.UPDATE] == ["claims"]
+
+
+class FakeBatchDataApi(FakeDataApi):
+    """The same fake, answering batch_execute_statement as the warehouse load uses it."""
+
+    def batch_execute_statement(self, **kwargs: Any) -> dict[str, Any]:
+        self.executed.append(kwargs)
+        return {"Id": "batch-1"}
+
+
+def test_warehouse_batch_runs_as_one_transaction_and_waits_for_it() -> None:
+    from libs.warehouse.load import Step, execute_batch  # noqa: PLC0415
+
+    api = FakeBatchDataApi(["STARTED", "FINISHED"])
+    steps = [Step("claims.copy", "COPY claims_stage FROM 's3://b/p' FORMAT AS PARQUET"),
+             Step("claims.merge", "SELECT 1")]
+
+    assert execute_batch(api, TARGET, steps, name="claims-load", sleep=lambda _: None) == "batch-1"  # type: ignore[arg-type]
+    assert api.executed[0]["Sqls"] == [step.sql for step in steps]
+
+
+def test_a_failed_warehouse_batch_names_itself_and_its_id() -> None:
+    from libs.warehouse.load import Step, WarehouseLoadError, execute_batch  # noqa: PLC0415
+
+    api = FakeBatchDataApi(["FAILED"], error="column x does not exist")
+    with pytest.raises(WarehouseLoadError, match=r"Redshift load claims-load \(id batch-1\) on cluster claims-dev: "
+                                                 r"FAILED: column x does not exist"):
+        execute_batch(api, TARGET, [Step("s", "SELECT 1")], name="claims-load", sleep=lambda _: None)  # type: ignore[arg-type]
