@@ -95,7 +95,11 @@ def port_in_use(port: int, host: str = HOST) -> bool:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: a random UUID in Kafka's text form (URL-safe base64, no padding, 22 characters)."""
+    """A KRaft cluster id: a random UUID in Kafka's text form (URL-safe base64, no padding, 22 characters).
+
+    About one id in 64 starts with '-': pass it as `--cluster-id=<id>`, never as a separate argument, or the storage
+    tool's argument parser reads it as an option and formatting fails.
+    """
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -246,7 +250,7 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return  # already formatted: keep the data (topics, offsets) across restarts
         command = [self.java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", classpath, STORAGE_TOOL_CLASS,
-                   "format", "-t", new_cluster_id(), "-c", str(properties)]
+                   "format", f"--cluster-id={new_cluster_id()}", "-c", str(properties)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-5:]

@@ -63,3 +63,18 @@ def test_generated_properties_listen_on_loopback_only(tmp_path):
     assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text
     assert "controller.quorum.voters=1@127.0.0.1:19093" in text
     assert "auto.create.topics.enable=false" in text
+
+
+@pytest.mark.slow
+def test_storage_format_accepts_a_cluster_id_that_starts_with_a_dash(tmp_path, monkeypatch):
+    # One random id in 64 starts with '-'; passed as a separate argument, the storage tool read it as an option and
+    # `make run` failed before producing anything.
+    from libs.kafka import broker as broker_module  # noqa: PLC0415
+
+    monkeypatch.setattr(broker_module, "new_cluster_id", lambda: "-dashStartsThisId0000A")
+    local = broker_module.LocalKafka(home=tmp_path / "broker", port=0, controller_port=0)
+    local.data_dir.mkdir(parents=True)
+    properties = tmp_path / "server.properties"
+    properties.write_text(broker_properties(local.data_dir, local.port, local.controller_port), encoding="utf-8")
+    local._format(local.classpath(), properties)
+    assert "cluster.id=-dashStartsThisId0000A" in (local.data_dir / "meta.properties").read_text(encoding="utf-8")
