@@ -21,7 +21,7 @@ $(VENV_STAMP): pyproject.toml requirements.lock
 
 bootstrap: $(VENV_STAMP)  ## create .venv and install pinned packages
 
-$(JARS_STAMP): tools/maven/kafka/pom.xml tools/maven/spark/pom.xml scripts/fetch_jars.sh
+$(JARS_STAMP): tools/maven/kafka/pom.xml tools/maven/spark/pom.xml tools/maven/settings.xml scripts/fetch_jars.sh
 	bash scripts/fetch_jars.sh
 	@touch $@
 

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from infra.emr_releases import DEFAULT_RELEASE_LABEL, is_supported_release, unsupported_release_message
+
 PROJECT = "medical-claims"
 
 # Redshift RA3 node types that AWS only offers as multi-node clusters (minimum two nodes).
@@ -107,8 +109,11 @@ class KafkaConfig(_Section):
 class EmrConfig(_Section):
     """EMR (Spark on YARN) cluster sizing and the Spark settings rendered into the apps' config."""
 
-    release_label: str = Field(default="emr-7.9.0", pattern=r"^emr-7\.\d+\.\d+$",
-                               description="EMR 7.x release (ships Spark 3.5).")
+    release_label: str = Field(
+        default=DEFAULT_RELEASE_LABEL,
+        description="EMR release label; must be listed in configs/spark/emr-releases.json, which names the Spark "
+                    "and Delta lines the jobs are tested on locally.",
+    )
     primary_instance_type: str = Field(default="m6g.xlarge", description="Primary (master) node instance type.")
     core_instance_type: str = Field(default="r6g.2xlarge", description="Core node instance type (HDFS + executors).")
     core_min: int = Field(default=2, ge=1, description="Managed scaling lower bound of core nodes.")
@@ -125,6 +130,13 @@ class EmrConfig(_Section):
     trigger_seconds: float = Field(default=10.0, gt=0, description="Streaming micro-batch trigger interval.")
     max_offsets_per_trigger: int | None = Field(default=None, ge=1, description="Back-pressure cap per micro-batch.")
     driver_memory: str = Field(default="4g", pattern=r"^\d+[gm]$", description="Spark driver memory.")
+
+    @field_validator("release_label")
+    @classmethod
+    def _release_is_supported(cls, value: str) -> str:
+        if not is_supported_release(value):
+            raise ValueError(unsupported_release_message(value))
+        return value
 
     @field_validator("tls_certificates")
     @classmethod

@@ -6,6 +6,9 @@ certificates named in config). Nodes live in a private subnet without public IPs
 lake buckets, the lake key, the MSK topics, the Redshift Data API with the admin secret and the AMP workspace, and
 nothing else. Capacity is elastic between `emr.coreMin` and `emr.coreMax` through EMR managed scaling.
 
+The release label must be listed in configs/spark/emr-releases.json: an EMR runtime on the Spark and Delta lines the
+jobs are tested on locally. An EMR 7.x release would run them on Spark 3.5, where they were never tested.
+
 The bootstrap action (infra/emr_bootstrap.py) installs Python 3.11 and the apps' pinned runtime dependencies from a
 KMS-encrypted CodeArtifact mirror of PyPI, reached through VPC endpoints; the app wheel itself is shipped per step by
 `make deploy-apps`.
@@ -22,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import emr_bootstrap
+from infra.emr_releases import DEFAULT_RELEASE_LABEL, is_supported_release, unsupported_release_message
 from infra.iam_documents import assume_role_policy, emr_instance_policy, emr_service_kms_policy, to_json
 
 LOG_PREFIX = "logs/emr/"
@@ -54,7 +58,11 @@ def security_configuration(*, kms_key_arn: str, certificates_s3_uri: str) -> dic
 
 
 def spark_defaults(shuffle_partitions: int) -> list[dict[str, Any]]:
-    """EMR `configurations` JSON: Spark defaults shared by every step, PySpark on the bootstrapped Python 3.11."""
+    """EMR `configurations` JSON: Spark defaults shared by every step, PySpark on the bootstrapped Python 3.11.
+
+    Python 3.11 is the oldest Python the release supports (configs/spark/emr-releases.json) and the one the project
+    targets (pyproject `requires-python`, ruff `py311`); tests/infra/test_emr_runtime.py checks it stays in range.
+    """
     return [
         {
             "Classification": "spark-defaults",
@@ -94,7 +102,7 @@ class SparkClusterArgs:
     runtime_requirements: str
     constraints: str
     tls_certificates: str = "security/emr-in-transit-certificates.zip"
-    release_label: str = "emr-7.9.0"
+    release_label: str = DEFAULT_RELEASE_LABEL
     primary_instance_type: str = "m6g.xlarge"
     core_instance_type: str = "r6g.2xlarge"
     core_min: int = 2
@@ -106,8 +114,8 @@ class SparkClusterArgs:
     shuffle_partitions: int = 200
 
     def __post_init__(self) -> None:
-        if not self.release_label.startswith("emr-7."):
-            msg = f"SparkClusterArgs.release_label: expected an emr-7.x release, found {self.release_label!r}"
+        if not is_supported_release(self.release_label):
+            msg = f"SparkClusterArgs.release_label: {unsupported_release_message(self.release_label)}"
             raise ValueError(msg)
         if not 1 <= self.core_min <= self.core_max:
             msg = f"SparkClusterArgs.core_max: expected >= core_min ({self.core_min}) >= 1, found {self.core_max}"
@@ -236,7 +244,9 @@ class SparkCluster(pulumi.ComponentResource):
             f"{self._name}-cluster",
             name=self._name,
             release_label=args.release_label,
-            applications=["Hadoop", "Spark"],
+            # The Spark runtime releases (emr-spark-*) list no separate "Hadoop" application, unlike emr-7.x; the
+            # Spark application brings the YARN components the steps run on.
+            applications=["Spark"],
             service_role=service_role.arn,
             security_configuration=security.name,
             log_uri=bucket.apply(lambda name: f"s3://{name}/{LOG_PREFIX}"),

@@ -15,7 +15,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JARS="${CLAIMS_JARS_DIR:-$ROOT/.cache/jars}"
-MVN=(mvn -B -q -Dstyle.color=never)
+MVN=(mvn -B -q -Dstyle.color=never -s "$ROOT/tools/maven/settings.xml")
 
 die() { echo "fetch_jars: $*" >&2; exit 1; }
 
@@ -92,7 +92,7 @@ PYSPARK_JARS="$(pyspark_jars_dir)"
 PYSPARK_IDS="$(pyspark_artifact_ids "$PYSPARK_JARS")"
 resolve spark "$SPARK_POM" "$(printf '%s\n%s\n' "$(fingerprint "$SPARK_POM")" "$PYSPARK_IDS" | sha256sum | cut -d' ' -f1)" \
   'spark-sql-kafka-0-10_2.13-*.jar' 'spark-token-provider-kafka-0-10_2.13-*.jar' 'kafka-clients-*.jar' \
-  'commons-pool2-*.jar' 'delta-spark_4.2_2.13-*.jar' 'delta-storage-[0-9]*.jar' \
+  'commons-pool2-*.jar' 'delta-spark_2.13-*.jar' 'delta-storage-[0-9]*.jar' \
   -- -DexcludeArtifactIds="$PYSPARK_IDS"
 
 # Fail loudly if a jar PySpark already ships slipped through (two versions of one class on the Spark classpath).
