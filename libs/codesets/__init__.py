@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import simple_icd_10_cm as icd10
@@ -165,6 +165,11 @@ class CodeSets:
     ncci_pairs: tuple[NcciPair, ...]
     specialties: tuple[SpecialtyProfile, ...]
     icd10cm: Icd10Table
+
+    @cached_property
+    def specialty_by_taxonomy(self) -> dict[str, str]:
+        """Specialty label of each provider taxonomy code that has a specialty profile."""
+        return {profile.taxonomy: profile.specialty for profile in self.specialties}
 
     def mue_limit(self, code: str, on: date | None = None) -> Decimal | None:
         """Medically unlikely edit: the most units of `code` per line per day, if the table has one."""

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 from libs.codesets import CodeSets, NcciPair
 from libs.fraud.catalog import FraudCode
-from libs.model import Claim, ClaimType, ServiceLine
+from libs.model import Claim, ClaimType, FrequencyCode, ServiceLine
+from libs.phi.derived import PhiDerived, last_service_date, patient_of
 
 MINUTES_PER_DAY = 24 * 60
 # A line charge above this multiple of the procedure's median charge (per unit) is an outlier. Billed charges are
@@ -43,8 +44,8 @@ HIGHEST_EM_LEVEL = 5
 EM_CATEGORIES = frozenset({"em_new", "em_established"})
 # NCCI-associated modifiers: with a pair's modifier indicator 1 they mark a distinct service, so the pair is allowed.
 NCCI_BYPASS_MODIFIERS = frozenset({"59", "XE", "XP", "XS", "XU"})
-VOID = "8"
-REPLACEMENT = "7"
+VOID = FrequencyCode.VOID.value
+REPLACEMENT = FrequencyCode.REPLACEMENT.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,23 +124,30 @@ def screen_excluded_provider(claim: Claim, codesets: CodeSets) -> list[Alert]:
     return alerts
 
 
-def screen_service_after_death(claim: Claim, deaths: Mapping[str, date] | None = None) -> list[Alert]:
-    """A service date after the member's date of death (from the claim itself or a member registry by member key).
+def screen_service_after_death(
+    claim: Claim, deaths: Mapping[str, date] | None = None, derived: PhiDerived | None = None
+) -> list[Alert]:
+    """The last service date after the member's date of death (from the claim, or a member registry by member key).
 
-    The detail names the service date only: together with a day count it would reveal the date of death (PHI).
+    On a protected record the date of death is encrypted: `derived` (its `phi_derived` block) carries the days from
+    death to the last service date instead, computed by the producer from the same dates; a plaintext claim is judged
+    on its own dates. The detail names the service date only: with a day count it would reveal the date of death (PHI).
     """
-    death = claim.patient.death_date if claim.patient is not None else None
+    last = last_service_date(claim)
+    if last is None:
+        return []
+    if derived is not None:
+        after = (derived["member_days_after_death"] or 0) > 0
+    else:
+        person = patient_of(claim)
+        after = person is not None and person.death_date is not None and last > person.death_date
     member = claim.member_key()
     if deaths is not None and member is not None and member in deaths:
-        death = min(death, deaths[member]) if death is not None else deaths[member]
-    if death is None:
-        return []
-    days = [claim.service_date_from, claim.service_date_to, *(line_date(claim, line) for line in claim.lines)]
-    after = sorted({day for day in days if day is not None and day > death})
+        after = after or last > deaths[member]
     if not after:
         return []
     return [Alert(claim.claim_id, FraudCode.SERVICE_AFTER_DEATH,
-                  f"service on {after[0]} is after the member's recorded date of death")]
+                  f"service on {last} is after the member's recorded date of death")]
 
 
 def screen_outlier_charge(claim: Claim, codesets: CodeSets, factor: Decimal = OUTLIER_FACTOR) -> list[Alert]:
@@ -174,13 +182,15 @@ def screen_excess_units(claim: Claim, codesets: CodeSets) -> list[Alert]:
     return alerts
 
 
-def screen_claim(claim: Claim, codesets: CodeSets, deaths: Mapping[str, date] | None = None) -> list[Alert]:
-    """Every per-claim screen on one claim (voids are not screened)."""
+def screen_claim(
+    claim: Claim, codesets: CodeSets, deaths: Mapping[str, date] | None = None, derived: PhiDerived | None = None
+) -> list[Alert]:
+    """Every per-claim screen on one claim (voids are not screened); `derived` as in screen_service_after_death."""
     if claim.frequency_code == VOID:
         return []
     return [
         *screen_excluded_provider(claim, codesets),
-        *screen_service_after_death(claim, deaths),
+        *screen_service_after_death(claim, deaths, derived),
         *screen_outlier_charge(claim, codesets),
         *screen_excess_units(claim, codesets),
     ]
@@ -368,11 +378,18 @@ BATCH_SCREENS: dict[FraudCode, BatchScreen] = {
 
 
 def screen_batch(
-    claims: Iterable[Claim], codesets: CodeSets, deaths: Mapping[str, date] | None = None
+    claims: Iterable[Claim],
+    codesets: CodeSets,
+    deaths: Mapping[str, date] | None = None,
+    derived: Mapping[str, PhiDerived] | None = None,
 ) -> list[Alert]:
-    """Every screen over a batch: per-claim screens on each claim, then the batch screens; alerts in claim order."""
+    """Every screen over a batch: per-claim screens on each claim, then the batch screens; alerts in claim order.
+
+    `derived` maps the claim ids of protected records to their `phi_derived` blocks.
+    """
     batch = list(claims)
-    alerts = [alert for claim in batch for alert in screen_claim(claim, codesets, deaths)]
+    derived = derived or {}
+    alerts = [alert for claim in batch for alert in screen_claim(claim, codesets, deaths, derived.get(claim.claim_id))]
     for screen in BATCH_SCREENS.values():
         alerts.extend(screen(batch, codesets))  # each batch screen handles voids and replacements itself
     order = {claim.claim_id: index for index, claim in enumerate(batch)}

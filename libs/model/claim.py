@@ -5,17 +5,21 @@ defined exactly once here; the Spark schema is derived from it and the PHI polic
 
 The model is deliberately *lenient about business rules* (negative amounts, malformed NPIs, unknown codes are all
 representable) because judging a claim is the validation rules' job, which report reason codes. It is strict about
-*types* (dates are dates, amounts are Decimal, codes are strings so leading zeros survive).
+*types* (dates are dates, amounts are Decimal, codes are strings so leading zeros survive) and about what the lake can
+hold: every claim the model accepts fits the Spark schema derived from it (libs.lake.schema), so an amount beyond
+decimal(18,4), a count beyond 64 bits or an amount in text with spaces around it is refused here, with its path,
+instead of becoming a null or an unreadable row in the lake (tests/streaming/test_validation_parity.py).
 """
 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic_core import PydanticCustomError
 
 
 class ClaimType(StrEnum):
@@ -89,7 +93,31 @@ def Phi(kind: PhiKind, description: str) -> Any:  # noqa: N802  (reads like a ty
     return Field(default=None, description=description, json_schema_extra={PHI_MARKER: kind.value})
 
 
-Money = Annotated[Decimal, Field(description="Amount in USD, kept exact as Decimal.")]
+AMOUNT_LIMIT = Decimal(10) ** 14  # decimal(18,4) in the lake: 14 integer digits
+INT64_MAX = 2**63 - 1
+
+
+def _decimal(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """An amount from a Decimal, an int, a float or its text; the text must be just the number.
+
+    Converted here so that strict parsing (the wire, libs.phi.view) still takes amounts as JSON strings or numbers,
+    and refused here when padded with spaces, which the lake's JSON reader would not read.
+    """
+    if isinstance(value, str):
+        if value != value.strip():
+            msg = "expected a decimal number without surrounding spaces"
+            raise ValueError(msg)
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            raise PydanticCustomError("decimal_parsing", "Input should be a valid decimal") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        value = Decimal(str(value))
+    return handler(value)
+
+
+Amount = Annotated[Decimal, WrapValidator(_decimal), Field(gt=-AMOUNT_LIMIT, lt=AMOUNT_LIMIT)]
+Count = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 
 
 class _Model(BaseModel):
@@ -168,20 +196,20 @@ class Diagnosis(_Model):
 class ServiceLine(_Model):
     """One service line (LX loop, FHIR item, SynPUF line slot)."""
 
-    line_number: int = Field(description="1-based line number in the claim.")
+    line_number: Count = Field(description="1-based line number in the claim.")
     procedure_code: str | None = Field(default=None, description="HCPCS/CPT code, e.g. '99213' or '0001U'.")
     procedure_system: ProcedureSystem | None = Field(default=None, description="Code system of procedure_code.")
     modifiers: list[str] = Field(default_factory=list, description="Up to four procedure modifiers.")
     revenue_code: str | None = Field(default=None, description="Institutional revenue code, 4 digits ('0305').")
-    units: Decimal | None = Field(default=None, description="Service units (SV104 / SV205).")
+    units: Amount | None = Field(default=None, description="Service units (SV104 / SV205).")
     unit_type: str | None = Field(default=None, description="Unit basis: UN units, MJ minutes, DA days.")
-    charge: Decimal | None = Field(default=None, description="Line billed charge (SV102 / SV203).")
-    allowed_amount: Decimal | None = Field(default=None, description="Allowed amount, where the source has it.")
-    paid_amount: Decimal | None = Field(default=None, description="Paid amount, where the source has it.")
+    charge: Amount | None = Field(default=None, description="Line billed charge (SV102 / SV203).")
+    allowed_amount: Amount | None = Field(default=None, description="Allowed amount, where the source has it.")
+    paid_amount: Amount | None = Field(default=None, description="Paid amount, where the source has it.")
     service_date_from: date | None = Field(default=None, description="Line service date (DTP*472).")
     service_date_to: date | None = Field(default=None, description="Line service end date.")
     place_of_service: str | None = Field(default=None, description="Line place of service, when it overrides.")
-    diagnosis_pointers: list[int] = Field(default_factory=list, description="1-based indexes into diagnoses.")
+    diagnosis_pointers: list[Count] = Field(default_factory=list, description="1-based indexes into diagnoses.")
     rendering_provider: Provider | None = None
     ndc: str | None = Field(default=None, description="National Drug Code for drug lines.")
 
@@ -218,9 +246,9 @@ class Claim(_Model):
     discharge_date: date | None = Field(default=None, description="Inpatient discharge date.")
     diagnoses: list[Diagnosis] = Field(default_factory=list)
     lines: list[ServiceLine] = Field(default_factory=list)
-    total_charge: Decimal | None = Field(default=None, description="Header billed total (CLM02).")
-    allowed_amount: Decimal | None = Field(default=None, description="Header allowed, where present.")
-    paid_amount: Decimal | None = Field(default=None, description="Header paid, where present.")
+    total_charge: Amount | None = Field(default=None, description="Header billed total (CLM02).")
+    allowed_amount: Amount | None = Field(default=None, description="Header allowed, where present.")
+    paid_amount: Amount | None = Field(default=None, description="Header paid, where present.")
     drg_code: str | None = Field(default=None, description="Diagnosis-related group, institutional inpatient.")
     source: Source
 

@@ -35,10 +35,9 @@ from cryptography.hazmat.primitives import hashes, hmac
 from pydantic import ValidationError
 
 from libs.model import Claim
-from libs.phi.derived import AGE_CAP, PhiDerived, derive_phi
+from libs.phi.derived import AGE_CAP, PHI_DERIVED_KEY, PhiDerived, derive_phi
 from libs.phi.errors import PhiError
 from libs.phi.keys import token_keys_from_settings
-from libs.phi.protector import PHI_DERIVED_KEY
 from libs.phi.tokens import derive_key
 from libs.settings import Settings
 

@@ -24,6 +24,7 @@ from typing import TypedDict
 
 from libs.model import Claim, Person
 
+PHI_DERIVED_KEY = "phi_derived"  # the block's key in a protected record
 AGE_CAP = 90  # Safe Harbor: all ages over 89 are aggregated into a single category of 90 or older
 _ZIP_RE = re.compile(r"^(\d{5})(?:-?\d{4})?$")
 _DATA = Path(__file__).parent / "data"

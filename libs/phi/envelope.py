@@ -36,6 +36,7 @@ from libs.phi.keys import DataKey, KeyProvider
 
 CIPHERTEXT_PREFIX = "enc:"
 CIPHERTEXT_SCHEME = "v1"
+PHI_ENVELOPE_KEY = "phi_envelope"  # the wrapped data key's key in a protected record
 ENVELOPE_FIELDS = ("dek_id", "provider", "kek_id", "kek_version", "wrapped_dek")
 
 

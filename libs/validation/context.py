@@ -3,6 +3,10 @@
 Why: several rules need the same derived dates (first and last service date, the date that decides ICD-9 versus
 ICD-10, the date a line's codes are judged on). Deriving them once keeps each rule a short pure function and keeps the
 engine fast enough for the streaming path.
+
+Facts that come from PHI (the patient's age at the first service) are read from the non-identifying derived block
+(libs.phi.derived): the producer computes it from plaintext before protecting the record, and for a plaintext claim it
+is computed here the same way. So one rule gives the same verdict on a plaintext claim and on its protected record.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from functools import lru_cache
 
 from libs.codesets import CodeSets
 from libs.model import Claim, ServiceLine
+from libs.phi.derived import PhiDerived, derive_phi
 
 # Claims older than this many years (before the as-of date) are out of scope for adjudication.
 MAX_CLAIM_AGE_YEARS = 10
@@ -30,6 +35,9 @@ class RuleContext:
     # The date that decides which diagnosis code set applies: the statement 'through' date (service_date_to),
     # else the latest line date, else the statement 'from' date.
     diagnosis_date: date | None
+    # Whole years from the patient's (or subscriber-patient's) birth to the first service date; negative exactly when
+    # the birth date is later. None when either date is unknown.
+    patient_age_years: int | None
 
 
 @lru_cache(maxsize=64)
@@ -46,8 +54,11 @@ def line_service_date(claim: Claim, line: ServiceLine) -> date | None:
     return line.service_date_from or claim.service_date_from
 
 
-def build_context(claim: Claim, as_of: date, codesets: CodeSets) -> RuleContext:
-    """Derive the shared per-claim dates in one pass over the header and the lines."""
+def build_context(claim: Claim, as_of: date, codesets: CodeSets, derived: PhiDerived | None = None) -> RuleContext:
+    """Derive the shared per-claim dates in one pass over the header and the lines.
+
+    `derived` is the protected record's `phi_derived` block; without it (a plaintext claim) it is derived here.
+    """
     earliest: date | None = None
     latest_line: date | None = None
     for line in claim.lines:
@@ -73,4 +84,5 @@ def build_context(claim: Claim, as_of: date, codesets: CodeSets) -> RuleContext:
         first_service_date=earliest,
         last_service_date=latest,
         diagnosis_date=claim.service_date_to or latest_line or claim.service_date_from,
+        patient_age_years=(derived if derived is not None else derive_phi(claim))["patient_age_years"],
     )

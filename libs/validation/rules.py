@@ -14,6 +14,7 @@ from datetime import date
 
 from libs.codesets import CodeSets, load_codesets
 from libs.model import Claim
+from libs.phi.derived import PhiDerived
 from libs.validation import amounts, dates, diagnoses, header, lines, npi, required
 from libs.validation.catalog import ReasonCode, Severity
 from libs.validation.context import build_context
@@ -41,9 +42,15 @@ def rules_for(code: ReasonCode) -> list[Rule]:
     return [rule for rule in RULES if code in rule.codes]
 
 
-def validate_claim(claim: Claim, as_of: date, codesets: CodeSets | None = None) -> ValidationResult:
-    """Run every rule over `claim` as of `as_of`; the claim is invalid when any issue is an error."""
-    context = build_context(claim, as_of, codesets if codesets is not None else load_codesets())
+def validate_claim(
+    claim: Claim, as_of: date, codesets: CodeSets | None = None, derived: PhiDerived | None = None
+) -> ValidationResult:
+    """Run every rule over `claim` as of `as_of`; the claim is invalid when any issue is an error.
+
+    `derived` is the `phi_derived` block of a protected record (whose claim has no PHI left, see libs.phi.view);
+    omit it for a plaintext claim.
+    """
+    context = build_context(claim, as_of, codesets if codesets is not None else load_codesets(), derived)
     issues: list[Issue] = []
     for check in _CHECKS:
         issues.extend(check(claim, context))

@@ -53,7 +53,8 @@ def test_log_line_carrying_a_protected_record_keeps_tokens_and_shortens_cipherte
     event = orjson.loads(log_stream.getvalue())
     _assert_no_markers(log_stream.getvalue())
     assert event["record"]["patient"]["member_id"] == record["patient"]["member_id"]
-    assert event["record"]["patient"]["last_name"] == "enc:…"
+    assert "last_name" not in event["record"]["patient"]  # sealed away, not in the claim
+    assert event["record"]["phi_sealed"] == "enc:…"
 
 
 def test_exception_text_is_withheld_and_traceback_keeps_only_locations(log_stream: io.StringIO):

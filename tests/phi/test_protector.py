@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from libs.model import PersonAddress
+from libs.phi.errors import DecryptionError
 from libs.phi.protector import PhiProtector
 from tests.factories import make_person, make_professional_claim
 from tests.phi.conftest import MARKERS, make_marker_claim, phi_settings
@@ -27,17 +28,43 @@ def test_each_phi_leaf_is_replaced_per_its_policy_action(protector: PhiProtector
     record = protector.protect(make_marker_claim())
     patient = record["patient"]
     assert patient["member_id"].startswith("tok:v1:")
-    for name in ("last_name", "first_name", "middle_name", "birth_date", "death_date", "phone", "email",
-                 "account_number", "medical_record_number"):
-        assert patient[name].startswith("enc:v1:"), name
-    assert patient["ssn"] is None
-    assert patient["address"]["line1"].startswith("enc:v1:")
-    assert patient["address"]["postal_code"].startswith("enc:v1:")
+    encrypted = ("last_name", "first_name", "middle_name", "birth_date", "death_date", "phone", "email",
+                 "account_number", "medical_record_number")
+    # Encrypted leaves leave the claim for the record's one sealed block; dropped ones (the SSN) are simply gone.
+    for name in (*encrypted, "ssn"):
+        assert name not in patient, name
+    assert set(patient["address"]) == {"state"}
+    assert record["phi_sealed"].startswith("enc:v1:")
+    revealed = protector.reveal(record, [f"patient.{name}" for name in encrypted] + ["patient.address.line1"],
+                                "alice", "privacy-officer", "test")
+    assert revealed["patient.last_name"] == "ZZMARKERNAME"
+    assert revealed["patient.address.line1"] == "ZZMARKER STREET"
+    assert revealed["patient.birth_date"] == "1933-03-03"
     # Non-PHI stays readable for the rules.
     assert patient["address"]["state"] == "PA"
     assert patient["gender"] == "F"
     assert record["billing_provider"]["npi"] == "1234567893"
     assert record["total_charge"] == "165.50"
+
+
+def test_protected_record_carries_no_nulls(protector: PhiProtector):
+    def nulls(node: object, path: str = "") -> list[str]:
+        if isinstance(node, dict):
+            return [p for key, value in node.items() for p in nulls(value, f"{path}.{key}")]
+        if isinstance(node, list):
+            return [p for i, value in enumerate(node) for p in nulls(value, f"{path}[{i}]")]
+        return [path] if node is None else []
+
+    assert nulls(protector.protect(make_marker_claim())) == []
+    assert nulls(protector.protect(make_professional_claim(patient=None, subscriber=None))) == []
+
+
+def test_a_sealed_block_moved_to_another_claim_does_not_decrypt(protector: PhiProtector):
+    first = protector.protect(make_marker_claim(claim_id="A1"))
+    second = protector.protect(make_marker_claim(claim_id="A2"))
+    second["phi_sealed"], second["phi_envelope"] = first["phi_sealed"], first["phi_envelope"]
+    with pytest.raises(DecryptionError, match="claim A2 phi_sealed: ciphertext does not authenticate"):
+        protector.reveal(second, ["patient.last_name"], "alice", "privacy-officer", "test")
 
 
 def test_member_tokens_join_across_claims_and_subscriber_and_patient(protector: PhiProtector):
@@ -61,9 +88,9 @@ def test_phi_derived_age_and_death_are_none_without_dates_and_subscriber_is_used
     claim = make_professional_claim(patient=None, subscriber=make_person(birth_date=date(1958, 3, 14)))
     derived = protector.protect(claim)["phi_derived"]
     assert derived["patient_age_years"] == 68
-    assert derived["member_days_after_death"] is None
-    assert protector.protect(make_professional_claim(patient=make_person(birth_date=None)))["phi_derived"][
-        "patient_age_years"] is None
+    assert "member_days_after_death" not in derived
+    assert "patient_age_years" not in protector.protect(make_professional_claim(
+        patient=make_person(birth_date=None)))["phi_derived"]
 
 
 def test_phi_derived_zip3_uses_000_for_restricted_prefixes(protector: PhiProtector):
@@ -76,8 +103,9 @@ def test_phi_derived_zip3_uses_000_for_restricted_prefixes(protector: PhiProtect
 def test_record_without_encrypted_values_has_no_envelope(protector: PhiProtector):
     claim = make_professional_claim(patient=None, subscriber=None)
     record = protector.protect(claim)
-    assert record["phi_envelope"] is None
-    assert record["phi_derived"]["patient_age_years"] is None
+    assert "phi_envelope" not in record
+    assert "phi_sealed" not in record
+    assert "phi_derived" not in record  # no age, death or ZIP to derive from
 
 
 def test_records_of_one_batch_share_a_data_key(protector: PhiProtector):

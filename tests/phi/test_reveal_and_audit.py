@@ -70,11 +70,23 @@ def test_reveal_without_a_reason_is_refused_and_audited(protector: PhiProtector,
 
 def test_tampered_record_fails_and_the_failure_is_audited(protector: PhiProtector, settings: Settings):
     record = protector.protect(make_marker_claim())
-    record["patient"]["last_name"], record["patient"]["first_name"] = (record["patient"]["first_name"],
-                                                                       record["patient"]["last_name"])
+    sealed = record["phi_sealed"]
+    flipped = "A" if sealed[-3] != "A" else "B"  # one base64 character of the ciphertext changed
+    record["phi_sealed"] = sealed[:-3] + flipped + sealed[-2:]
     with pytest.raises(DecryptionError, match="does not authenticate"):
         protector.reveal(record, ["patient.last_name"], "alice", "privacy-officer", "test")
     assert _audit(settings)[-1]["decision"] == Decision.FAILED
+
+
+def test_records_with_one_ciphertext_per_field_are_still_revealed(protector: PhiProtector):
+    # The layout before sealed blocks: each encrypted leaf held its own enc:v1 ciphertext under a per-field AAD.
+    from libs.phi.envelope import associated_data  # noqa: PLC0415
+
+    key = protector.encryptor.key_for_record()
+    record = {"claim_id": "OLD1", "phi_envelope": dict(key.envelope),
+              "patient": {"last_name": key.encrypt("ZZMARKERNAME", associated_data("OLD1", "patient.last_name"))}}
+    assert protector.reveal(record, ["patient.last_name", "patient.first_name"], "alice", "privacy-officer",
+                            "test") == {"patient.last_name": "ZZMARKERNAME", "patient.first_name": None}
 
 
 def test_nothing_is_revealed_when_the_audit_record_cannot_be_written(protector: PhiProtector, tmp_path: Path):
