@@ -20,8 +20,6 @@ from libs.settings import REPO_ROOT, KafkaSettings, SparkSettings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from libs.streaming.refdata import SparkRefData
-
 KAFKA_JARS = REPO_ROOT / ".cache" / "jars" / "kafka"
 
 
@@ -87,12 +85,3 @@ def _stop_spark_jvm() -> None:
         process.wait(timeout=30)
     SparkContext._gateway = None
     SparkContext._jvm = None
-
-
-@pytest.fixture(scope="session")
-def refdata(spark: SparkSession) -> SparkRefData:
-    """Spark reference data built from the shipped code sets."""
-    from libs.codesets import load_codesets  # noqa: PLC0415
-    from libs.streaming.refdata import build_refdata  # noqa: PLC0415
-
-    return build_refdata(spark, load_codesets())

@@ -143,13 +143,13 @@ def export_command(
 
 def _export_silver(settings: Settings, out: Path, deidentifier: Deidentifier) -> ExportSummary:
     from libs.batch.export import export_silver_deidentified  # noqa: PLC0415  (PySpark only for this path)
+    from libs.lake import LakeTables  # noqa: PLC0415
     from libs.spark.session import build_spark_session  # noqa: PLC0415
-    from libs.streaming.lake import LakeTables  # noqa: PLC0415
 
-    silver = LakeTables.from_settings(settings.lake).silver
+    tables = LakeTables.from_settings(settings.lake)
     spark = build_spark_session(settings.spark, app_name="claims-export")
     try:
-        return export_silver_deidentified(spark, silver, out, deidentifier)
+        return export_silver_deidentified(spark, tables, out, deidentifier)
     finally:
         spark.stop()
 

@@ -1,9 +1,8 @@
-"""Protected records from the Delta silver table, for `claims export --deidentified` and `claims reveal`.
+"""Protected records from the lake, for `claims export --deidentified` and `claims reveal`.
 
-Why a reader here: libs.phi works on JSON records (what the producer sent); silver holds the same protected record
-plus analytics columns. This module turns silver rows back into those records - JSON mode, so dates are ISO
-strings and amounts numbers, exactly what Deidentifier and PhiProtector.reveal expect - without libs.phi knowing
-about Spark.
+Why a reader here: libs.phi works on JSON records (what the producer sent), and silver keeps exactly that record in
+`claim_json`. This module hands the current claims' records (libs.lake.readers.current_claims) to libs.phi without
+libs.phi knowing about Spark.
 """
 
 from __future__ import annotations
@@ -14,27 +13,23 @@ from typing import Any
 
 import orjson
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F  # noqa: N812
 
-from libs.model import Claim
+from libs.lake import LakeTables, current_claims, read_delta
 from libs.phi.deidentify import Deidentifier, DeidentifyError
 from libs.phi.export import ExportSummary
-from libs.phi.protector import PHI_DERIVED_KEY, PHI_ENVELOPE_KEY
-
-RECORD_COLUMNS = (*Claim.model_fields, PHI_DERIVED_KEY, PHI_ENVELOPE_KEY)
 
 
 def silver_records(silver: DataFrame) -> Iterator[dict[str, Any]]:
-    """Each silver row as the protected JSON record the producer sent (model fields, phi_derived, phi_envelope)."""
-    columns = [name for name in RECORD_COLUMNS if name in silver.columns]
-    for row in silver.select(F.to_json(F.struct(*columns)).alias("record")).toLocalIterator():
-        yield orjson.loads(row["record"])
+    """Each silver row's protected record, as the producer sent it, in claim id order."""
+    for row in silver.orderBy("claim_id").select("claim_json").toLocalIterator():
+        yield orjson.loads(row["claim_json"])
 
 
-def export_silver_deidentified(spark: SparkSession, silver_location: str, out: Path,
+def export_silver_deidentified(spark: SparkSession, tables: LakeTables, out: Path,
                                deidentifier: Deidentifier) -> ExportSummary:
-    """Write every silver claim de-identified (Safe Harbor) as NDJSON to `out`; rejections carry the claim's row."""
-    silver = spark.read.format("delta").load(silver_location)
+    """Write every current claim de-identified (Safe Harbor) as NDJSON to `out`; rejections carry the claim's row."""
+    silver = current_claims(read_delta(spark, tables.silver), read_delta(spark, tables.claim_events))
+    silver_location = tables.silver
     summary = ExportSummary()
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as sink:

@@ -22,7 +22,6 @@ from functools import cache
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
-from libs.model import phi_fields
 from libs.warehouse.dialect import table_columns
 
 PIPELINE = "batch"
@@ -55,9 +54,14 @@ def conform(frame: DataFrame, table: str) -> DataFrame:
 
 
 def for_day(frame: DataFrame, day: date | None, timestamp_column: str = "kafka_timestamp") -> DataFrame:
-    """Rows received on `day` (UTC date of the Kafka timestamp); all rows when `day` is None (`--all`)."""
+    """Rows received on `day` (UTC date of the Kafka timestamp); all rows when `day` is None (`--all`).
+
+    Tables partitioned by `ingest_date` (that same date) are filtered on it, so only that day's files are read.
+    """
     if day is None:
         return frame
+    if "ingest_date" in frame.columns:
+        return frame.filter(F.col("ingest_date") == F.lit(day))
     return frame.filter(F.to_date(F.col(timestamp_column)) == F.lit(day))
 
 
@@ -67,25 +71,15 @@ def _codes(array: Column) -> Column:
     return F.when(F.coalesce(F.size(array), F.lit(0)) > 0, joined)
 
 
-def _protected_leaves(person: str) -> list[str]:
-    """Dotted paths (below the person) of the PHI leaves other than the member ID, from the model's PHI markers."""
-    prefix = f"{person}."
-    return [f.path.removeprefix(prefix) for f in phi_fields()
-            if f.path.startswith(prefix) and f.path != f"{person}.member_id"]
+def phi_ciphertext() -> Column:
+    """The claim's sealed PHI block with its wrapped data key, as one JSON document; NULL when nothing was sealed.
 
-
-def person_ciphertext(person: str) -> Column:
-    """One JSON document per person: {"values": {path: enc:...}, "envelope": wrapped data key}; NULL without values.
-
-    Each value stays the producer's AES-GCM ciphertext, bound by AAD to the claim ID and its field path, so the
-    document can be handed back to PhiProtector.reveal; the envelope travels with it because it is required to
-    unwrap the data key. Null leaves (absent, or dropped by policy like the SSN) are omitted by to_json.
+    {"sealed": enc:..., "envelope": {...}}: the producer's AES-GCM ciphertext of every encrypted PHI value of the claim,
+    bound by AAD to the claim ID, plus the envelope needed to unwrap its data key, so the document can be handed back
+    to PhiProtector.reveal (with the claim ID) for an audited re-identification.
     """
-    leaves = _protected_leaves(person)
-    values = F.struct(*[F.col(f"{person}.{path}").alias(path) for path in leaves])
-    present = F.exists(F.array(*[F.col(f"{person}.{path}") for path in leaves]), lambda v: v.isNotNull())
-    document = F.to_json(F.struct(values.alias("values"), F.col("phi_envelope").alias("envelope")))
-    return F.when(F.col(person).isNotNull() & present, document)
+    document = F.to_json(F.struct(F.col("phi_sealed").alias("sealed"), F.col("phi_envelope").alias("envelope")))
+    return F.when(F.col("phi_sealed").isNotNull(), document)
 
 
 def _either_person(field: str) -> Column:
@@ -116,8 +110,7 @@ def claims_frame(silver: DataFrame, *, alerts: DataFrame | None, batch_run_id: s
         _either_person("address.state").alias("patient_state"),
         _either_person("member_id").alias("member_token"),
         F.col("subscriber.member_id").alias("subscriber_member_token"),
-        person_ciphertext("patient").alias("patient_phi_ciphertext"),
-        person_ciphertext("subscriber").alias("subscriber_phi_ciphertext"),
+        phi_ciphertext().alias("phi_ciphertext"),
         F.when(F.col("phi_envelope").isNotNull(),
                F.concat_ws("/", "phi_envelope.kek_id", "phi_envelope.kek_version", "phi_envelope.dek_id"))
         .alias("phi_key_id"),

@@ -5,10 +5,10 @@ Why the Python rules and not a Spark re-implementation: libs.fraud.rules is the 
 claims are brought to the driver as canonical Claims (a day of one payer's claims is at most a few hundred thousand
 small records), screened with `screen_batch`, and the alerts go back into Spark.
 
-Silver rows are protected records, so the reconstructed claims carry the member *token* as member ID (which is all
-the member-keyed screens need: they compare members, they never read them) and no other PHI leaf: the encrypted
-dates would not even parse as dates. Service after death is decided from `phi_derived.member_days_after_death`, as
-in the stream. Alert details name codes, NPIs, amounts and service dates only (libs.fraud.rules guarantees it).
+Silver rows are protected records, so the claims carry the member *token* as member ID (which is all the
+member-keyed screens need: they compare members, they never read them) and no other PHI leaf. Service after death is
+decided from each record's `phi_derived` block, exactly as the stream decides it (the same function, the same
+input). Alert details name codes, NPIs, amounts and service dates only (libs.fraud.rules guarantees it).
 
 Which alerts are published: the stream already sent the per-claim screens to the alerts topic, so the batch publishes
 the cross-claim screens (`screen = 'batch'`) that are new in gold; gold keeps both kinds so that the warehouse's
@@ -26,14 +26,12 @@ from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from libs.codesets import CodeSets
-from libs.fraud.catalog import FraudCode
 from libs.fraud.rules import BATCH_SCREENS, Alert, screen_batch
-from libs.model import Claim, phi_fields
+from libs.phi.view import ProtectedClaim
 
 SCREEN_CLAIM = "claim"
 SCREEN_BATCH = "batch"
 BATCH_RULES = frozenset(code.value for code in BATCH_SCREENS)
-AFTER_DEATH_DETAIL = "service date after the member's date of death"
 
 ALERTS_SCHEMA = StructType([
     StructField("claim_id", StringType(), nullable=False),
@@ -46,52 +44,23 @@ ALERTS_SCHEMA = StructType([
 ALERT_KEYS = ("claim_id", "rule")
 
 
-def _phi_paths_to_clear() -> list[tuple[str, ...]]:
-    """PHI leaves that are cleared before a silver row becomes a Claim (every one except the member-ID tokens)."""
-    return [tuple(f.path.split(".")) for f in phi_fields() if not f.path.endswith(".member_id")]
+def silver_claims(silver: DataFrame) -> Iterator[ProtectedClaim]:
+    """The silver rows' claims in arrival order, streamed partition by partition to the driver.
 
-
-_CLEARED = _phi_paths_to_clear()
-_MODEL_FIELDS = tuple(Claim.model_fields)
-
-
-def claim_from_silver(row: dict[str, Any]) -> Claim:
-    """A canonical Claim from a silver row dict (Row.asDict(recursive=True)): model fields, PHI cleared but tokens."""
-    data = {name: row.get(name) for name in _MODEL_FIELDS if row.get(name) is not None}
-    for path in _CLEARED:
-        node: Any = data
-        for segment in path[:-1]:
-            node = node.get(segment) if isinstance(node, dict) else None
-        if isinstance(node, dict) and path[-1] in node:
-            node[path[-1]] = None
-    return Claim.model_validate(data)
-
-
-def silver_claims(silver: DataFrame) -> Iterator[Claim]:
-    """The silver rows as Claims in arrival order, streamed partition by partition to the driver.
-
-    Arrival order matters: the exact-duplicate screen lets the first claim of a key stand and flags the later ones.
+    Each is parsed from `claim_json` with the stream's own strict parser, so the batch screens see exactly what the
+    stream's per-claim screens saw. Arrival order matters: the exact-duplicate screen lets the first claim of a key
+    stand and flags the later ones.
     """
-    columns = [name for name in _MODEL_FIELDS if name in silver.columns]
     arrival = [name for name in ("kafka_timestamp", "kafka_partition", "kafka_offset") if name in silver.columns]
-    for row in silver.orderBy(*arrival, "claim_id").select(*columns).toLocalIterator():
-        yield claim_from_silver(row.asDict(recursive=True))
+    for row in silver.orderBy(*arrival, "claim_id").select("claim_json").toLocalIterator():
+        yield ProtectedClaim.from_json(row["claim_json"])
 
 
-def screen_claims(claims: Iterable[Claim], codesets: CodeSets, after_death: Iterable[str] = ()) -> list[Alert]:
-    """Every screen of libs.fraud.rules over the claims, plus service-after-death for the claim IDs given."""
+def screen_claims(claims: Iterable[ProtectedClaim], codesets: CodeSets) -> list[Alert]:
+    """Every screen of libs.fraud.rules over the claims, each judged on its own `phi_derived` facts."""
     batch = list(claims)
-    alerts = screen_batch(batch, codesets)
-    flagged = set(after_death)
-    alerts.extend(Alert(claim.claim_id, FraudCode.SERVICE_AFTER_DEATH, AFTER_DEATH_DETAIL)
-                  for claim in batch if claim.claim_id in flagged and claim.frequency_code != "8")
-    return alerts
-
-
-def after_death_claim_ids(silver: DataFrame) -> list[str]:
-    """Claims whose service is after the member's death, from the producer's non-identifying derivation."""
-    flagged = silver.filter(F.coalesce(F.col("phi_derived.member_days_after_death") > 0, F.lit(False)))
-    return [row["claim_id"] for row in flagged.select("claim_id").collect()]
+    derived = {claim.claim_id: facts for claim in batch if (facts := claim.derived()) is not None}
+    return screen_batch(batch, codesets, derived=derived)
 
 
 def alerts_frame(spark: SparkSession, alerts: Iterable[Alert], *, batch_run_id: str, created_at: datetime

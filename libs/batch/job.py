@@ -27,15 +27,13 @@ from pyspark.sql import functions as F  # noqa: N812
 from libs.batch import frames, fraud
 from libs.codesets import CodeSets, load_codesets
 from libs.kafka.topics import load_topics
+from libs.lake import LakeTables, current_claims, removals, silver_claims
 from libs.phi.logging import safe_exception_message
 from libs.settings import Settings, WarehouseKind
-from libs.streaming.lake import LakeTables
 from libs.warehouse import load
 
 log = logging.getLogger("claims.batch")
 
-GOLD_ALERTS = "gold/fraud_alerts"
-STAGE_ROOT = "warehouse_stage"
 
 
 @dataclass
@@ -83,9 +81,9 @@ def _publish(frame: DataFrame, settings: Settings) -> None:
 def screen_day(spark: SparkSession, settings: Settings, silver: DataFrame, *, run_id: str, run_date: date | None,
                created_at: datetime, codesets: CodeSets) -> tuple[DataFrame, int]:
     """Screen the day's claims; publish the new cross-claim alerts; merge all into gold. Returns (alerts, published)."""
-    screened = fraud.screen_claims(fraud.silver_claims(silver), codesets, fraud.after_death_claim_ids(silver))
+    screened = fraud.screen_claims(fraud.silver_claims(silver), codesets)
     alerts = fraud.alerts_frame(spark, screened, batch_run_id=run_id, created_at=created_at).persist()
-    location = settings.lake.table(GOLD_ALERTS)
+    location = LakeTables.from_settings(settings.lake).gold_alerts
     fresh = alerts if not _table_exists(spark, location) else fraud.new_alerts(alerts, _delta(spark, location))
     to_publish = fresh.filter(F.col("screen") == fraud.SCREEN_BATCH)
     published = to_publish.count()
@@ -141,7 +139,8 @@ def _run(spark: SparkSession, settings: Settings, run: load.BatchRun, *, day: da
     spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     tables = LakeTables.from_settings(settings.lake)
     topics = load_topics(settings.kafka.topics_file)
-    silver = frames.for_day(_delta(spark, tables.silver), day).persist()
+    events = _delta(spark, tables.claim_events)
+    silver = silver_claims(current_claims(frames.for_day(_delta(spark, tables.silver), day), events)).persist()
     quarantine = frames.for_day(_delta(spark, tables.quarantine), day).persist()
     try:
         alerts, published = screen_day(spark, settings, silver, run_id=run.batch_run_id, run_date=day,
@@ -163,9 +162,9 @@ def _run(spark: SparkSession, settings: Settings, run: load.BatchRun, *, day: da
             "quality_metrics": frames.quality_metrics_frame(metrics, spark_frame=silver,
                                                             batch_run_id=run.batch_run_id, window=window,
                                                             recorded_at=started),
-            load.SUPERSESSIONS: _delta(spark, tables.supersessions).select(*load.SUPERSESSION_COLUMNS).distinct(),
+            load.SUPERSESSIONS: removals(events).select(*load.SUPERSESSION_COLUMNS).distinct(),
         }
-        root = settings.lake.table(f"{STAGE_ROOT}/{run.batch_run_id}")
+        root = f"{tables.warehouse_stage}/{run.batch_run_id}"
         staged = stage_frames(to_stage, root)
         alert_count = alerts.count()
     finally:

@@ -5,11 +5,9 @@ message, validate it with `libs.validation.validate_claim` - so the streaming qu
 simplest correct alternative on the same machine, the same topic and the same claims. It runs as a subprocess so that
 its CPU time, GIL and memory are its own (like a real consumer process), not shared with the bench driver.
 
-Messages are PHI-protected: names, dates and addresses are `enc:v1:` ciphertexts that the claim model cannot parse as
-dates. The baseline therefore rebuilds a `Claim` with every encrypted (or otherwise protected) PHI leaf set to None,
-keeping only `tok:` tokens (pseudonymous member ids, which the member-id presence rule needs, exactly like the Spark
-validation that sees the same tokens). Consequence: the birth-date rule (BIRTH_AFTER_SERVICE), which Spark evaluates on
-the producer's `phi_derived` block, finds no birth date here; about 0.1 % of the generated claims differ in outcome.
+It parses each message exactly as the stream's checker does (libs.phi.view.ProtectedClaim, strict) and judges it on
+the record's own `phi_derived` facts, so both give every claim the same verdict. It writes nothing: the stream also
+stores bronze, quarantine, the event ledger and silver and publishes five topics, which the ratio does not discount.
 No plaintext PHI is ever read or printed.
 
     python -m libs.bench.baseline --bootstrap 127.0.0.1:9092 --topic medical-claims-raw --as-of 2026-10-31
@@ -27,14 +25,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any
 
 import orjson
 
-from libs.model import phi_fields
-
-TOKEN_PREFIX = "tok:"  # noqa: S105  (the prefix of libs.phi tokens, not a secret)
-PROTECTED_ONLY_KEYS = ("phi_derived", "phi_envelope")  # added by libs.phi; not fields of the claim model
 POLL_BATCH = 1000
 POLL_TIMEOUT_SECONDS = 0.5
 
@@ -55,31 +48,6 @@ class BaselineResult:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
 
-def _phi_paths() -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(field.path.split(".")) for field in phi_fields())
-
-
-def strip_protected_phi(record: dict[str, Any], paths: Sequence[tuple[str, ...]] | None = None) -> dict[str, Any]:
-    """The canonical-claim dict of a protected record: PHI leaves None (tokens kept), libs.phi's extra keys removed.
-
-    Modifies and returns `record` (the caller owns the freshly parsed dict; copying it would cost more than the
-    validation). Paths through a missing or null parent (no patient block) are skipped.
-    """
-    for key in PROTECTED_ONLY_KEYS:
-        record.pop(key, None)
-    for path in paths if paths is not None else _phi_paths():
-        node: Any = record
-        for part in path[:-1]:
-            node = node.get(part) if isinstance(node, dict) else None
-            if node is None:
-                break
-        if isinstance(node, dict):
-            value = node.get(path[-1])
-            if value is not None and not (isinstance(value, str) and value.startswith(TOKEN_PREFIX)):
-                node[path[-1]] = None
-    return record
-
-
 def consume_and_validate(bootstrap: str, topic: str, as_of: date, timeout: float = 600.0) -> BaselineResult:
     """Read `topic` from the beginning up to its current end and validate every message; the timed part.
 
@@ -87,14 +55,14 @@ def consume_and_validate(bootstrap: str, topic: str, as_of: date, timeout: float
     so the consumer knows when it is done without being told a count.
     """
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition  # noqa: PLC0415
+    from pydantic import ValidationError  # noqa: PLC0415
 
     from libs.codesets import load_codesets  # noqa: PLC0415
-    from libs.model import Claim  # noqa: PLC0415
+    from libs.phi.view import ProtectedClaim  # noqa: PLC0415
     from libs.validation import validate_claim  # noqa: PLC0415
 
     setup_started = time.perf_counter()
     codesets = load_codesets()
-    paths = _phi_paths()
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"bench-baseline-{uuid.uuid4().hex[:12]}",
@@ -125,11 +93,11 @@ def consume_and_validate(bootstrap: str, topic: str, as_of: date, timeout: float
                     continue  # partition EOF notices and transient errors: librdkafka retries by itself
                 messages += 1
                 try:
-                    claim = Claim.model_validate(strip_protected_phi(orjson.loads(message.value() or b""), paths))
-                except ValueError:  # orjson.JSONDecodeError and pydantic.ValidationError are ValueErrors
+                    claim = ProtectedClaim.from_json(message.value() or b"")
+                except ValidationError:
                     unparseable += 1
                 else:
-                    if validate_claim(claim, as_of, codesets).is_valid:
+                    if validate_claim(claim, as_of, codesets, claim.derived()).is_valid:
                         valid += 1
                     else:
                         invalid += 1

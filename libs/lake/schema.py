@@ -1,9 +1,10 @@
-"""The Spark schema of a claim message on `medical-claims-raw`, derived from the canonical model.
+"""The Spark schema of a protected claim message (the raw topic, silver's `claim` column), derived from the model.
 
 Why derived: the claim model is the one source of truth for field names and types (STYLE: one source per fact). A
 hand-written StructType would drift the first time a field is added. The message on the wire is the *protected*
-claim: every PHI-marked leaf holds a token or ciphertext string (or null when dropped), so PHI leaves become
-StringType whatever their model type, and the producer's non-identifying `phi_derived` block is appended.
+claim: a tokenized PHI leaf holds its token string, encrypted leaves are sealed into the record's `phi_sealed` block
+(older records held one ciphertext string per leaf), so PHI leaves become StringType whatever their model type; the
+producer's `phi_derived`, `phi_envelope` and `phi_sealed` blocks are appended.
 
 Amounts are parsed into decimals wide enough to keep every cent (and sub-cent inputs, so that the parity with the
 Python rules, which compare exact Decimals, holds); codes stay strings so leading zeros survive.
@@ -15,7 +16,7 @@ import types
 from datetime import date
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pyspark.sql.types import (
@@ -49,11 +50,13 @@ PHI_ENVELOPE_SCHEMA = StructType(
 
 
 def _unwrap_optional(annotation: Any) -> Any:
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
+    """The type inside `X | None` and inside `Annotated[X, ...]` (constrained types such as libs.model Amount)."""
+    if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) == 1:
-            return args[0]
+            annotation = args[0]
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     return annotation
 
 
@@ -92,13 +95,14 @@ def model_schema(model: type[BaseModel]) -> StructType:
 
 
 def claim_message_schema() -> StructType:
-    """Schema used with `from_json` on raw messages: the protected claim, `phi_derived`, and a corrupt-record column."""
+    """Schema `from_json` reads raw messages with: the protected claim, its `phi_*` blocks, a corrupt-record column."""
     base = model_schema(Claim)
     return StructType(
         [
             *base.fields,
             StructField("phi_derived", PHI_DERIVED_SCHEMA),
             StructField("phi_envelope", PHI_ENVELOPE_SCHEMA),
+            StructField("phi_sealed", StringType()),
             StructField(CORRUPT_RECORD_COLUMN, StringType()),
         ]
     )

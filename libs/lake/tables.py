@@ -1,9 +1,7 @@
-"""The Delta tables of the lake and the idempotent writes the streaming query makes to them.
+"""Where the lake's Delta tables live, and creating them empty so that readers never find a missing table.
 
-Why idempotent appends: a micro-batch can be re-executed after a crash (Structured Streaming replays the last
-uncommitted batch from its checkpoint). Delta's `txnAppId`/`txnVersion` writer options make a replayed append a no-op,
-so killing and restarting the query neither loses nor duplicates a bronze, quarantine or event row. Silver is written
-with MERGE keyed by claim_id, which is idempotent by construction.
+Why one home: the stream writes these tables, the daily batch, the reconciliation, the API and the bench read them;
+they all take the locations from here (under `settings.lake.root`, a local directory or an s3a:// URI).
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
 from libs.settings import LakeSettings
@@ -20,25 +18,25 @@ from libs.settings import LakeSettings
 
 @dataclass(frozen=True)
 class LakeTables:
-    """Locations of every table the streaming query writes."""
+    """Locations of every table of the lake (a local directory or an s3a:// prefix per table)."""
 
-    bronze: str
-    silver: str
-    quarantine: str
-    claim_events: str
-    supersessions: str
-    batches: str
+    bronze: str  # every message as received, with its Kafka coordinates
+    quarantine: str  # rejected messages: reason codes and the field each one points at
+    claim_events: str  # accepted messages: the ledger of claim versions, replacements and voids
+    silver: str  # every accepted claim version, enriched (append-only; see libs.lake.readers.current_claims)
+    gold_alerts: str  # fraud alerts of the daily batch screens
+    warehouse_stage: str  # Parquet staged per batch run for the warehouse load (DuckDB reads it, Redshift COPYs it)
 
     @classmethod
     def from_settings(cls, lake: LakeSettings) -> LakeTables:
         """Tables under the configured lake root."""
         return cls(
             bronze=lake.table("bronze/claims_raw"),
-            silver=lake.table("silver/claims"),
             quarantine=lake.table("quarantine/claims"),
             claim_events=lake.table("silver/claim_events"),
-            supersessions=lake.table("silver/claim_supersessions"),
-            batches=lake.table("ops/stream_batches"),
+            silver=lake.table("silver/claims"),
+            gold_alerts=lake.table("gold/fraud_alerts"),
+            warehouse_stage=lake.table("warehouse_stage"),
         )
 
 
@@ -59,29 +57,27 @@ def pipeline_identity(checkpoint_dir: str) -> str:
 
 
 def ensure_table(
-    spark: SparkSession, location: str, schema: StructType, partition_by: list[str], *, deletion_vectors: bool = False
+    spark: SparkSession,
+    location: str,
+    schema: StructType,
+    partition_by: list[str],
+    *,
+    deletion_vectors: bool = False,
+    stats_columns: tuple[str, ...] = (),
 ) -> None:
     """Create an empty Delta table at `location` when none exists, so readers never find a missing table.
 
-    Deletion vectors let a MERGE delete rows (voids, replaced originals) by marking them instead of rewriting every
-    data file that holds one: without them each void rewrites a whole partition of silver.
+    Deletion vectors let a delete (voids, replaced originals) mark rows instead of rewriting every data file that holds
+    one. `stats_columns` limits Delta's per-file statistics to the columns lookups filter on (claim id, dates, batch
+    ids): by default Delta collects them for the first 32 columns, nested claim fields included, on every append.
     """
     from delta.tables import DeltaTable  # noqa: PLC0415  (delta imports the JVM side lazily)
 
     builder = DeltaTable.createIfNotExists(spark).location(location).addColumns(schema)
     if deletion_vectors:
         builder = builder.property("delta.enableDeletionVectors", "true")
+    if stats_columns:
+        builder = builder.property("delta.dataSkippingStatsColumns", ",".join(stats_columns))
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
     builder.execute()
-
-
-def idempotent_append(frame: DataFrame, location: str, app_id: str, batch_id: int) -> None:
-    """Append `frame`, skipping it when this (app_id, batch_id) was already committed."""
-    (
-        frame.write.format("delta")
-        .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", batch_id)
-        .save(location)
-    )

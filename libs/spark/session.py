@@ -8,6 +8,7 @@ On EMR the same jars are shipped with the job instead.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -33,7 +34,9 @@ def connector_jars(jars_dir: Path) -> list[Path]:
 def build_spark_session(settings: SparkSettings, app_name: str = "claims", extra_conf: dict[str, str] | None = None
                         ) -> SparkSession:
     """A Spark session with Delta, the Kafka source/sink and settings sized for the machine."""
-    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    # Python workers run the rules: they must use this interpreter (the project's .venv), not whatever `python3` is on
+    # PATH. On EMR the cluster configuration sets spark.pyspark.python to the bootstrapped interpreter instead.
+    os.environ["PYSPARK_PYTHON"] = os.environ.get("PYSPARK_PYTHON") or sys.executable
     builder = SparkSession.builder.appName(app_name)
     if settings.master:
         builder = builder.master(settings.master)

@@ -1,14 +1,14 @@
 """Reconcile what was produced with what the lake holds: nothing lost, nothing duplicated, every row accounted for.
 
-The identity checked after a run (all counts are rows):
+The identities checked after a run (all counts are rows unless said otherwise):
 
-    produced = bronze                                   (every message received, once: distinct partition/offset)
-    bronze   = quarantine + valid events                (each message either rejected or accepted)
-    valid    = silver + superseded + repeated ids + voids
+    produced = bronze                     (every message received, once: distinct partition/offset)
+    bronze   = quarantine + valid events  (each message either rejected or accepted)
+    silver   = valid events - voids       (each accepted version stored once: the same partition/offsets)
+    current  = upserted ids - superseded  (claim ids: libs.lake.readers.current_claims)
 
-where `superseded` are originals removed by a replacement (7) or a void (8), `repeated ids` are valid messages whose
-claim id was already upserted (a later version of the same claim), and `voids` are the void messages themselves
-(which remove, never add). Silver must also equal, claim id for claim id, the state replayed from the event ledger.
+where `upserted ids` are the distinct claim ids of the accepted non-void messages, `superseded` those of them that a
+replacement naming another id or a void removed, and `current` the claims as they stand after the run.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from libs.streaming.lake import LakeTables
+from libs.lake import LakeTables, current_claims, read_delta, removals
+from libs.model import FrequencyCode
 
-VOID = "8"
+VOID = FrequencyCode.VOID.value
+COORDINATES = ["kafka_partition", "kafka_offset"]
 
 
 @dataclass
@@ -33,12 +35,14 @@ class Reconciliation:
     bronze_distinct_offsets: int
     quarantine: int
     valid_events: int
-    silver: int
-    superseded: int
-    repeated_ids: int
     voids: int
-    silver_missing: int
-    silver_unexpected: int
+    silver: int
+    silver_missing: int  # accepted non-void messages without their silver row
+    silver_unexpected: int  # silver rows without an accepted non-void message
+    upserted_ids: int
+    superseded: int
+    current: int
+    repeated_ids: int  # accepted versions beyond the first of their claim id
     dead_letter: int | None = None
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -60,42 +64,35 @@ def _count(frame: DataFrame) -> int:
     return int(frame.count())
 
 
-def expected_silver_ids(events: DataFrame, supersessions: DataFrame) -> DataFrame:
-    """Claim ids silver must hold: every non-void claim id, minus every claim id a replacement or void removed."""
-    upserted = events.filter(F.col("frequency_code") != VOID).select("claim_id").distinct()
-    removed = supersessions.select("claim_id").distinct()
-    return upserted.join(removed, "claim_id", "left_anti")
-
-
 def reconcile(
     spark: SparkSession, tables: LakeTables, produced: int, dead_letter: int | None = None
 ) -> Reconciliation:
     """Read the tables and check the identities in the module docstring."""
-    read = spark.read.format("delta").load
-    bronze = read(tables.bronze)
-    quarantine = read(tables.quarantine)
-    events = read(tables.claim_events)
-    supersessions = read(tables.supersessions)
-    silver = read(tables.silver)
+    bronze = read_delta(spark, tables.bronze)
+    quarantine = read_delta(spark, tables.quarantine)
+    events = read_delta(spark, tables.claim_events)
+    silver = read_delta(spark, tables.silver)
 
-    non_void = events.filter(F.col("frequency_code") != VOID)
-    distinct_upserted = non_void.select("claim_id").distinct()
-    removed = supersessions.select("claim_id").distinct().join(distinct_upserted, "claim_id")
-    expected = expected_silver_ids(events, supersessions)
-    silver_ids = silver.select("claim_id")
+    non_void = events.where(F.col("frequency_code") != VOID)
+    upserted = non_void.select("claim_id").distinct()
+    removed = removals(events).select("claim_id").distinct().join(upserted, "claim_id")
+    silver_coordinates = silver.select(*COORDINATES)
+    event_coordinates = non_void.select(*COORDINATES)
 
     result = Reconciliation(
         produced=produced,
         bronze=_count(bronze),
-        bronze_distinct_offsets=_count(bronze.select("kafka_partition", "kafka_offset").distinct()),
+        bronze_distinct_offsets=_count(bronze.select(*COORDINATES).distinct()),
         quarantine=_count(quarantine),
         valid_events=_count(events),
+        voids=_count(events.where(F.col("frequency_code") == VOID)),
         silver=_count(silver),
+        silver_missing=_count(event_coordinates.join(silver_coordinates, COORDINATES, "left_anti")),
+        silver_unexpected=_count(silver_coordinates.join(event_coordinates, COORDINATES, "left_anti")),
+        upserted_ids=_count(upserted),
         superseded=_count(removed),
-        repeated_ids=_count(non_void) - _count(distinct_upserted),
-        voids=_count(events.filter(F.col("frequency_code") == VOID)),
-        silver_missing=_count(expected.join(silver_ids, "claim_id", "left_anti")),
-        silver_unexpected=_count(silver_ids.join(expected, "claim_id", "left_anti")),
+        current=_count(current_claims(silver.select("claim_id", *COORDINATES), events)),
+        repeated_ids=_count(non_void) - _count(upserted),
         dead_letter=dead_letter,
     )
     reasons = quarantine.select(F.explode("reason_codes").alias("code")).groupBy("code").count()
@@ -111,11 +108,12 @@ def _problems(r: Reconciliation) -> list[str]:
          f"bronze holds {r.bronze - r.bronze_distinct_offsets} duplicate Kafka offsets"),
         (r.bronze == r.quarantine + r.valid_events,
          f"bronze {r.bronze} != quarantine {r.quarantine} + valid {r.valid_events}"),
-        (r.valid_events == r.silver + r.superseded + r.repeated_ids + r.voids,
-         f"valid {r.valid_events} != silver {r.silver} + superseded {r.superseded} + repeated ids "
-         f"{r.repeated_ids} + voids {r.voids}"),
-        (r.silver_missing == 0, f"{r.silver_missing} claim ids missing from silver"),
-        (r.silver_unexpected == 0, f"{r.silver_unexpected} unexpected claim ids in silver"),
+        (r.silver == r.valid_events - r.voids,
+         f"silver {r.silver} != valid {r.valid_events} - voids {r.voids}"),
+        (r.silver_missing == 0, f"{r.silver_missing} accepted claim versions missing from silver"),
+        (r.silver_unexpected == 0, f"{r.silver_unexpected} silver rows without an accepted message"),
+        (r.current == r.upserted_ids - r.superseded,
+         f"current claims {r.current} != upserted ids {r.upserted_ids} - superseded {r.superseded}"),
         (r.dead_letter is None or r.dead_letter >= r.quarantine,
          f"dead-letter topic holds {r.dead_letter} messages, fewer than quarantine {r.quarantine}"),
     ]

@@ -44,10 +44,9 @@ CREATE TABLE IF NOT EXISTS claims (
     -- PHI, protected: HMAC tokens join a member's claims without revealing the member ID ...
     member_token              VARCHAR(64),
     subscriber_member_token   VARCHAR(64),
-    -- ... and the envelope ciphertexts hold the person blocks for audited re-identification (claims reveal).
-    patient_phi_ciphertext    VARCHAR(4096),
-    subscriber_phi_ciphertext VARCHAR(4096),
-    phi_key_id                VARCHAR(256),             -- which data key wrapped the ciphertexts
+    -- ... and the sealed block holds every encrypted PHI value for audited re-identification (claims reveal).
+    phi_ciphertext            VARCHAR(4096),
+    phi_key_id                VARCHAR(256),             -- which data key wrapped the sealed block
     -- Screening and lineage.
     warning_codes             VARCHAR(512),             -- validation warnings (the claim still flowed on)
     fraud_codes               VARCHAR(256),             -- fraud scenario codes alerted on this claim

@@ -1,8 +1,8 @@
 """Batch fixtures: the session Spark fixtures of tests/streaming, and a small protected lake built without Kafka.
 
-The lake is written with the streaming query's own pure frame functions (bronze, validation, quarantine, events,
-supersessions, enrichment), so its tables have exactly the shapes the stream writes, in a second instead of a
-broker round trip.
+The lake is written with the streaming query's own check and frame functions (the Python rules in Arrow batches,
+bronze, quarantine, events, silver), so its tables have exactly the shapes the stream writes, in seconds instead of
+a broker round trip.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ from pyspark.sql import functions as F  # noqa: N812
 from libs.generator import GeneratorConfig, generate_claims
 from libs.generator.config import DEFAULT_ANCHOR_DATE
 from libs.kafka.serialize import claim_to_message
+from libs.lake import LakeTables, current_claims, read_delta, silver_claims
 from libs.model import Claim
 from libs.phi.protector import PhiProtector
 from libs.settings import LakeSettings
-from libs.streaming.enrich import enrich_claims
-from libs.streaming.lake import LakeTables
-from libs.streaming.parse import parse_messages
-from libs.streaming.processor import bronze_frame, events_frame, latest_upserts, quarantine_frame, supersession_frame
-from libs.streaming.refdata import SparkRefData
-from libs.streaming.validation import validate_messages
+from libs.streaming.frames import bronze_frame, events_frame, quarantine_frame, silver_frame
+from libs.streaming.parse import check_messages
 from tests.phi.conftest import phi_settings
 from tests.spark_helpers import kafka_rows
 
@@ -56,22 +53,18 @@ class Lake:
     claims: list[Claim]
 
 
-def write_lake(session: SparkSession, ref: SparkRefData, root: Path, claims: list[Claim], protector: PhiProtector,
+def write_lake(session: SparkSession, root: Path, claims: list[Claim], protector: PhiProtector,
                received: datetime = RECEIVED) -> Lake:
-    """Bronze, quarantine, events, supersessions and silver Delta tables for `claims`, all received at `received`."""
+    """Bronze, quarantine, events and silver Delta tables for `claims`, all received at `received`."""
     values: list[bytes | None] = [claim_to_message(claim, protector.protect) for claim in claims]
     raw = kafka_rows(session, values).withColumn("timestamp", F.lit(received).cast("timestamp"))
     raw = raw.withColumn("key", F.lit(None).cast("binary"))
     lake = LakeSettings(root=str(root / "lake"), checkpoint_root=str(root / "checkpoints"))
     tables = LakeTables.from_settings(lake)
-    checked = validate_messages(parse_messages(raw), ref, AS_OF).persist()
-    valid = checked.filter(F.col("is_valid"))
-    events = events_frame(valid, 0)
-    superseded = supersession_frame(events)
-    silver = latest_upserts(enrich_claims(valid, ref)).join(superseded.select("claim_id"), "claim_id", "left_anti")
+    checked = check_messages(raw, AS_OF, pipeline_id="batch-tests").persist()
     writes: list[tuple[DataFrame, str]] = [
-        (bronze_frame(raw, 0), tables.bronze), (quarantine_frame(checked, 0), tables.quarantine),
-        (events, tables.claim_events), (superseded, tables.supersessions), (silver, tables.silver),
+        (bronze_frame(checked), tables.bronze), (quarantine_frame(checked), tables.quarantine),
+        (events_frame(checked), tables.claim_events), (silver_frame(checked), tables.silver),
     ]
     for frame, location in writes:
         frame.write.format("delta").mode("overwrite").save(location)
@@ -80,15 +73,15 @@ def write_lake(session: SparkSession, ref: SparkRefData, root: Path, claims: lis
 
 
 @pytest.fixture(scope="session")
-def lake(spark: SparkSession, refdata: SparkRefData, tmp_path_factory: pytest.TempPathFactory) -> Lake:
+def lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """One protected lake for the read-only batch tests of the session."""
     root = tmp_path_factory.mktemp("batch-lake")
     protector = PhiProtector.from_settings(phi_settings(root))
-    return write_lake(spark, refdata, root, sample_claims(), protector)
+    return write_lake(spark, root, sample_claims(), protector)
 
 
 @pytest.fixture(scope="session")
 def silver(spark: SparkSession, lake: Lake) -> DataFrame:
-    """The lake's silver table."""
-    return spark.read.format("delta").load(lake.tables.silver)
-
+    """The lake's current claims with their nested claim columns (what the daily batch reads)."""
+    return silver_claims(current_claims(read_delta(spark, lake.tables.silver),
+                                        read_delta(spark, lake.tables.claim_events)))

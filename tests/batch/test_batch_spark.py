@@ -12,11 +12,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
 from libs.batch import frames, fraud
-from libs.batch.job import GOLD_ALERTS, run_batch
+from libs.batch.job import run_batch
 from libs.codesets import load_codesets
 from libs.fraud.catalog import FraudCode
 from libs.kafka.admin import ensure_topics
 from libs.kafka.topics import load_topics
+from libs.lake import current_claims, read_delta
 from libs.settings import KafkaSettings, WarehouseSettings, load_settings
 from libs.warehouse.dialect import table_columns
 from libs.warehouse.load import batch_runs_duckdb
@@ -37,12 +38,12 @@ def test_claims_frame_has_the_warehouse_columns_and_only_protected_phi(silver: D
     assert len(rows) == silver.count() > 0
     assert sum(1 for r in rows if r["fraud_codes"] == "FRAUD_X") == 1
     assert all(r["member_token"] is None or r["member_token"].startswith("tok:") for r in rows)
-    with_phi = next(r for r in rows if r["patient_phi_ciphertext"])
-    document = json.loads(with_phi["patient_phi_ciphertext"])
-    assert all(v.startswith("enc:") for v in document["values"].values())
-    # The packed ciphertexts are enough for an audited reveal of the person's name.
+    with_phi = next(r for r in rows if r["phi_ciphertext"])
+    document = json.loads(with_phi["phi_ciphertext"])
+    assert document["sealed"].startswith("enc:")
+    # The sealed block and its envelope are enough for an audited reveal of the person's name.
     record = {"claim_id": with_phi["claim_id"], "phi_envelope": document["envelope"],
-              "patient": {"last_name": document["values"]["last_name"]}}
+              "phi_sealed": document["sealed"]}
     revealed = lake.protector.reveal(record, ["patient.last_name"], actor="t", role="phi-reader", reason="test")
     original = next(c for c in lake.claims if c.claim_id == with_phi["claim_id"])
     assert original.patient is not None
@@ -73,7 +74,7 @@ def test_lines_providers_and_quarantine_summary(spark: SparkSession, silver: Dat
 
 def test_fraud_screens_run_on_silver_with_phi_cleared(silver: DataFrame) -> None:
     claims = list(fraud.silver_claims(silver))
-    alerts = fraud.screen_claims(claims, load_codesets(), fraud.after_death_claim_ids(silver))
+    alerts = fraud.screen_claims(claims, load_codesets())
 
     assert len(claims) == silver.count()
     assert all(c.patient is None or (c.patient.last_name is None and c.patient.birth_date is None) for c in claims)
@@ -95,7 +96,8 @@ def test_the_job_loads_the_warehouse_and_a_rerun_changes_nothing(
     second = run_batch(spark, settings, DAY)
     other_day = run_batch(spark, settings, datetime(2026, 1, 1, tzinfo=UTC).date())
 
-    silver_count = spark.read.format("delta").load(lake.tables.silver).count()
+    silver_count = current_claims(read_delta(spark, lake.tables.silver), read_delta(spark, lake.tables.claim_events)
+                                  ).count()
     assert first.counts["silver_claims"] == silver_count
     assert first.counts["inserted"] > silver_count  # claims, their lines, providers, quarantine summary
     assert second.counts["inserted"] == second.counts["updated"] == second.counts["deleted"] == 0
@@ -106,7 +108,7 @@ def test_the_job_loads_the_warehouse_and_a_rerun_changes_nothing(
     assert second.published_alerts == 0
     assert message_count(kafka, alerts_topic) == first.published_alerts
     assert all(json.loads(value)["screen"] == "batch" for _, value in published)
-    gold = spark.read.format("delta").load(settings.lake.table(GOLD_ALERTS))
+    gold = spark.read.format("delta").load(lake.tables.gold_alerts)
     assert gold.count() == first.alerts == second.alerts
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as connection:
         assert connection.execute("SELECT count(*) FROM claims").fetchone() == (silver_count,)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from libs.bench.baseline import strip_protected_phi
+from libs.bench.cpu import classify, difference, snapshot
 from libs.bench.results import (
     BASELINE_STAGE,
     PARSE_STAGE,
@@ -20,11 +19,9 @@ from libs.bench.results import (
     render_table,
 )
 from libs.bench.runner import BenchConfig, prefixed_topics_file
-from libs.bench.streaming import batch_figures, duration_totals, parse_ui_time, stage_breakdown, steady_state
-from libs.model import Claim
-from libs.phi import PhiProtector
-from libs.settings import SecuritySettings, load_settings
-from tests.factories import make_professional_claim
+from libs.bench.streaming import cpu_profile, step_totals
+from libs.settings import load_settings
+from libs.streaming.processor import BatchOutcome
 
 
 def test_stage_rate_and_ratios() -> None:
@@ -68,60 +65,26 @@ def test_percentile_interpolates_like_numpy() -> None:
     assert latency_summary([]) == {"count": 0}
 
 
-def test_strip_protected_phi_keeps_tokens_and_validates_as_a_claim(tmp_path: Path) -> None:
-    settings = load_settings(security=SecuritySettings(local_key_file=tmp_path / "keyring.json",
-                                                       audit_log=tmp_path / "audit.jsonl"))
-    claim = make_professional_claim()
-    record = PhiProtector.from_settings(settings).protect(claim)
-    stripped = strip_protected_phi(json.loads(json.dumps(record)))
-    assert "phi_derived" not in stripped
-    assert "phi_envelope" not in stripped
-    rebuilt = Claim.model_validate(stripped)
-    assert rebuilt.claim_id == claim.claim_id
-    for person in (rebuilt.subscriber, rebuilt.patient):
-        if person is None:
-            continue
-        assert person.last_name is None
-        assert person.birth_date is None
-        assert person.member_id is None or person.member_id.startswith("tok:")
-    assert rebuilt.lines == claim.lines
+def test_cpu_snapshot_counts_this_process_and_classifies_command_lines() -> None:
+    assert classify("java -cp /x/.cache/jars/kafka/* kafka.Kafka server.properties") == "kafka broker"
+    assert classify("java -cp /venv/pyspark/jars/* org.apache.spark.deploy.SparkSubmit pyspark-shell") == "spark jvm"
+    assert classify("/venv/bin/python -m pyspark.daemon") == "spark python workers"
+    assert classify("/venv/bin/python -m libs.bench.baseline --topic t") == "baseline consumer"
+    before = snapshot()
+    sum(i * i for i in range(2_000_000))  # burn a little CPU in this process
+    spent = difference(before, snapshot())
+    assert spent.get("bench driver", 0.0) > 0.0
+    assert all(seconds >= 0.05 for seconds in spent.values())
 
 
-def test_batch_figures_count_messages_from_offsets() -> None:
-    progress = [
-        {"batchId": 0, "numInputRows": 0, "sources": [{"startOffset": None, "endOffset": {"t": {"0": 0}}}]},
-        {"batchId": 1, "numInputRows": 30, "durationMs": {"addBatch": 900, "triggerExecution": 1000},
-         "sources": [{"startOffset": None, "endOffset": json.dumps({"t": {"0": 4, "1": 6}})}]},
-        {"batchId": 2, "numInputRows": 5, "durationMs": {"addBatch": 400, "triggerExecution": 500},
-         "sources": [{"startOffset": {"t": {"0": 4, "1": 6}}, "endOffset": {"t": {"0": 6, "1": 9}}}]},
-    ]
-    batches = batch_figures(progress)
-    assert [(b["batch_id"], b["input_rows"], b["num_input_rows_reported"]) for b in batches] == [(1, 10, 30), (2, 5, 5)]
-    assert duration_totals(batches) == {"addBatch": 1300, "triggerExecution": 1500}
-    steady = steady_state(batches)
-    assert steady is not None
-    assert steady["claims"] == 5
-    assert steady["claims_per_second"] == pytest.approx(10.0)
-    assert steady_state(batches[:1]) is None
-
-
-def test_stage_breakdown_groups_by_call_site_within_the_window() -> None:
-    assert parse_ui_time("2026-11-30T05:40:01.500GMT") == pytest.approx(1796017201.5)
-    assert parse_ui_time("not a time") is None
-    stages: list[dict[str, Any]] = [
-        {"name": "save at X", "submissionTime": "2026-11-30T05:40:00.000GMT",
-         "completionTime": "2026-11-30T05:40:03.000GMT", "executorRunTime": 4000, "numTasks": 2},
-        {"name": "save at X", "submissionTime": "2026-11-30T05:40:05.000GMT",
-         "completionTime": "2026-11-30T05:40:06.000GMT", "executorRunTime": 1000, "numTasks": 1},
-        {"name": "count at Y", "submissionTime": "2026-11-30T05:40:07.000GMT",
-         "completionTime": "2026-11-30T05:40:08.000GMT", "executorRunTime": 500, "numTasks": 1},
-        {"name": "before the window", "submissionTime": "2026-11-30T05:30:00.000GMT",
-         "completionTime": "2026-11-30T05:39:00.000GMT"},
-    ]
-    since = parse_ui_time("2026-11-30T05:39:30.000GMT") or 0.0
-    groups = stage_breakdown(stages, since, since + 60)
-    assert [(g["call_site"], g["stages"], g["wall_seconds"], g["task_seconds"]) for g in groups] == [
-        ("save at X", 2, 4.0, 5.0), ("count at Y", 1, 1.0, 0.5)]
+def test_step_totals_and_cpu_profile_add_up() -> None:
+    first, second = BatchOutcome(batch_id=0), BatchOutcome(batch_id=1)
+    first.step_seconds = {"check": 1.0, "silver": 0.5}
+    second.step_seconds = {"check": 2.0}
+    assert step_totals([first, second]) == {"check": 3.0, "silver": 0.5}
+    profile = cpu_profile({"spark jvm": 3.0, "kafka broker": 1.0}, claims=1000)
+    assert list(profile) == ["spark jvm", "kafka broker"]
+    assert profile["spark jvm"] == {"cpu_seconds": 3.0, "share": 0.75, "us_per_claim": 3000.0}
 
 
 def test_prefixed_topics_file_renames_every_topic_and_keeps_the_rest(tmp_path: Path) -> None:

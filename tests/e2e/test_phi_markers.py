@@ -33,12 +33,13 @@ from apps.producer.main import load_protector
 from apps.producer.main import run as produce
 from libs.adapters.registry import read_claims
 from libs.batch.export import export_silver_deidentified, silver_records
-from libs.batch.job import GOLD_ALERTS, run_batch
+from libs.batch.job import run_batch
 from libs.generator import GeneratorConfig, generate_claims
 from libs.generator.config import DEFAULT_ANCHOR_DATE
 from libs.kafka.admin import ensure_topics
 from libs.kafka.broker import LocalKafka
 from libs.kafka.topics import load_topics
+from libs.lake import current_claims
 from libs.model import Claim, Person, PersonAddress, Rejection
 from libs.phi.deidentify import Deidentifier
 from libs.phi.logging import configure_logging
@@ -198,14 +199,14 @@ def test_no_phi_marker_survives_the_pipeline(
 
         result = run_batch(spark, settings, None)
         export = tmp_path / "export" / "deidentified.ndjson"
-        summary = export_silver_deidentified(spark, running.tables.silver, export,
-                                             Deidentifier.from_settings(settings))
+        summary = export_silver_deidentified(spark, running.tables, export, Deidentifier.from_settings(settings))
     finally:
         root.handlers, root.level = saved_handlers, saved_level
 
     # ---- the pipeline did process them
     tables = running.tables
-    silver = spark.read.format("delta").load(tables.silver)
+    silver = current_claims(spark.read.format("delta").load(tables.silver),
+                            spark.read.format("delta").load(tables.claim_events))
     silver_count = silver.count()
     quarantined = spark.read.format("delta").load(tables.quarantine).count()
     topics = load_topics(settings.kafka.topics_file)
@@ -229,7 +230,7 @@ def test_no_phi_marker_survives_the_pipeline(
     # ---- every Delta table, read with Spark, and every file under the lake and checkpoints, as bytes
     lake_root = Path(settings.lake.root)
     tables_found = delta_tables(lake_root)
-    assert {Path(tables.silver), Path(tables.quarantine), lake_root / GOLD_ALERTS} <= set(tables_found)
+    assert {Path(tables.silver), Path(tables.quarantine), Path(tables.gold_alerts)} <= set(tables_found)
     for table in tables_found:
         frame = spark.read.format("delta").load(str(table))
         rows = frame.select(F.to_json(F.struct(*frame.columns)).alias("j")).collect()
@@ -256,7 +257,7 @@ def test_no_phi_marker_survives_the_pipeline(
         leaks["warehouse file"] = hits[:3]
 
     # ---- an audited reveal recovers the marker (and the CLI shows it masked outside production)
-    record = next(r for r in silver_records(silver.filter(F.col("patient.last_name").isNotNull())))
+    record = next(r for r in silver_records(silver) if r.get("phi_sealed"))
     protector = PhiProtector.from_settings(settings)
     revealed = protector.reveal(record, ["patient.last_name"], actor="e2e-test", role="phi-reader",
                                 reason="issue #5 end-to-end test")

@@ -12,7 +12,10 @@ politely in-process cannot imitate.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -31,10 +34,10 @@ from libs.codesets import load_codesets
 from libs.kafka.admin import ensure_topics
 from libs.kafka.producer import ClaimProducer, ProduceReport
 from libs.kafka.topics import Topics, load_topics
+from libs.lake import LakeTables
 from libs.model import Claim
 from libs.phi import PhiProtector
 from libs.settings import KafkaSettings, LakeSettings, Settings, SparkSettings, load_settings
-from libs.streaming.lake import LakeTables
 from libs.streaming.query import QUERY_NAME, RunningQuery, start_claims_query
 from libs.validation import validate_claim
 from tests.kafka.helpers import message_count, write_topics_file
@@ -281,11 +284,65 @@ def expected_outcome(claims: list[Claim], as_of: date = AS_OF) -> Expected:
     )
 
 
-def _run_until_killed(settings_file: str, as_of: str) -> int:
-    """Subprocess entry point: run the query with a processing-time trigger until the test kills this process."""
+KILL_POINTS = ("before-writes", "after-bronze", "after-events", "after-silver", "during-topics", "before-commit")
+
+
+def _kill_now() -> None:
+    """SIGKILL this process group (driver and its JVM) at once: no stop(), no flush, no finally blocks."""
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def install_kill_point(point: str, batch_id: int, tables: LakeTables) -> None:
+    """Patch the processor so that the process dies at `point` of micro-batch `batch_id` (see KILL_POINTS).
+
+    The writes of a batch run concurrently, so "after-bronze" kills as soon as bronze is committed, whatever the other
+    writes have done by then: exactly the partial states a replay must complete without duplicating anything.
+    """
+    from libs.lake.writes import OnceAppender  # noqa: PLC0415
+    from libs.streaming.processor import ClaimBatchProcessor  # noqa: PLC0415
+
+    if point not in KILL_POINTS:
+        msg = f"kill point: expected one of {KILL_POINTS}, found {point!r}"
+        raise ValueError(msg)
+    original_write, original_topics = ClaimBatchProcessor._write, ClaimBatchProcessor._write_topics
+    original_call, original_append = ClaimBatchProcessor.__call__, OnceAppender.append
+    after = {"after-bronze": tables.bronze, "after-events": tables.claim_events, "after-silver": tables.silver}
+
+    def write(self: Any, checked: Any, batch: int, outcome: Any) -> None:
+        if point == "before-writes" and batch == batch_id:
+            _kill_now()
+        original_write(self, checked, batch, outcome)
+
+    def append(self: Any, frame: Any, location: str, batch: int) -> bool:
+        written = original_append(self, frame, location, batch)
+        if batch == batch_id and after.get(point) == location:
+            _kill_now()
+        return written
+
+    def write_topics(self: Any, checked: Any, batch: int, outcome: Any) -> None:
+        if point == "during-topics" and batch == batch_id:
+            threading.Timer(0.3, _kill_now).start()  # lands while the Kafka sink's tasks are sending
+        original_topics(self, checked, batch, outcome)
+
+    def call(self: Any, batch_df: Any, batch: int) -> None:
+        original_call(self, batch_df, batch)
+        if point == "before-commit" and batch == batch_id:
+            _kill_now()  # every output written, the checkpoint's commit for the batch not yet
+
+    ClaimBatchProcessor._write = write  # type: ignore[method-assign]
+    ClaimBatchProcessor._write_topics = write_topics  # type: ignore[method-assign]
+    ClaimBatchProcessor.__call__ = call  # type: ignore[method-assign]
+    OnceAppender.append = append  # type: ignore[method-assign]
+
+
+def _run_until_killed(settings_file: str, as_of: str, kill_point: str | None = None, kill_batch: str = "1") -> int:
+    """Subprocess entry point: run the query with a processing-time trigger until it is killed (by the test, or at
+    `kill_point` of micro-batch `kill_batch` by itself)."""
     from libs.spark.session import build_spark_session  # noqa: PLC0415
 
     settings = Settings.model_validate(orjson.loads(Path(settings_file).read_bytes()))
+    if kill_point:
+        install_kill_point(kill_point, int(kill_batch), LakeTables.from_settings(settings.lake))
     spark = build_spark_session(settings.spark, app_name="claims-kill-test")
     running = start_claims_query(spark, settings, as_of=date.fromisoformat(as_of))
     running.query.awaitTermination()
@@ -293,4 +350,4 @@ def _run_until_killed(settings_file: str, as_of: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_run_until_killed(sys.argv[1], sys.argv[2]))
+    sys.exit(_run_until_killed(*sys.argv[1:]))

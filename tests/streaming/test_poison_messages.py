@@ -10,7 +10,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from libs.streaming.parse import MessageReason
+from libs.lake import current_claims
+from libs.streaming.check import MessageReason
 from tests.factories import make_institutional_claim, make_professional_claim
 from tests.streaming.pipeline_helpers import (
     AS_OF,
@@ -94,7 +95,8 @@ def test_poison_is_quarantined_and_dead_lettered_while_good_claims_flow(spark, k
         for at, (_name, key, value, reason, claim_id) in poison_at.items()
     }
 
-    silver = {row["claim_id"] for row in table(spark, tables.silver).select("claim_id").collect()}
+    silver = {row["claim_id"] for row in current_claims(table(spark, tables.silver), table(spark, tables.claim_events)
+                                                         ).select("claim_id").collect()}
     assert silver == {"GOOD-0", "GOOD-1", "GOOD-2", "GOOD-3", "GOOD-I"}
 
     # The dead-letter topic carries every poison message's original key and bytes, and why and where it came from.

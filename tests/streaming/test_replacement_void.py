@@ -5,9 +5,10 @@ Two availableNow runs share one checkpoint, so the batch boundary is exactly whe
     batch 1: A, B(7 of A)  D, C(8 of D)  E          G(7 of F)  H, H'(7 same id)  K      M          P(8 of Q)  S
     batch 2:                             R(7 of E)  F (late)                     K'(7)  N(8 of M)  Q (late)   S(8)
 
-Silver after batch 1: B, E, G, H' (new content), K, M, S.   After batch 2: B, G, H', K' (new content), R, S?
-A replaced or voided original must never come back, even when it arrives after its replacement or void. Whether a
-void that reuses its original's claim id (S) removes it is pinned separately (it does not, today).
+Current claims after batch 1: B, E, G, H' (new content), K, M, S.   After batch 2: B, G, H', K' (new content), R.
+A replaced or voided original must never come back, even when it arrives after its replacement or void; a void that
+reuses its original's claim id (S) removes it. The current claims are read as every consumer reads them
+(libs.lake.readers.current_claims over append-only silver and the event ledger).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from libs.lake import LakeTables, current_claims
 from libs.model import Claim
 from libs.streaming.reconcile import Reconciliation, reconcile
 from tests.factories import make_professional_claim
@@ -65,9 +67,10 @@ class Outcome:
     reconciliation: Reconciliation
 
 
-def _silver(spark: Any, location: str) -> dict[str, Any]:
-    """claim_id -> (frequency code, total charge) of every silver row; fails on a repeated claim id."""
-    rows = delta_table(spark, location).select("claim_id", "frequency_code", "total_charge").collect()
+def _silver(spark: Any, tables: LakeTables) -> dict[str, Any]:
+    """claim_id -> (frequency code, total charge) of every current claim; fails on a repeated claim id."""
+    current = current_claims(delta_table(spark, tables.silver), delta_table(spark, tables.claim_events))
+    rows = current.select("claim_id", "frequency_code", "total_charge").collect()
     ids = [row["claim_id"] for row in rows]
     assert len(ids) == len(set(ids)), f"expected one silver row per claim id, found {sorted(ids)}"
     return {row["claim_id"]: (row["frequency_code"], row["total_charge"]) for row in rows}
@@ -82,12 +85,12 @@ def outcome(spark, kafka_broker, tmp_path_factory) -> Outcome:
     protector = pipeline.protector()
     produce_claims(pipeline, BATCH_1, protector)
     running = run_available_now(spark, pipeline)
-    first = _silver(spark, running.tables.silver)
+    first = _silver(spark, running.tables)
     produce_claims(pipeline, BATCH_2, protector)
     running = run_available_now(spark, pipeline)
-    second = _silver(spark, running.tables.silver)
-    batches = delta_table(spark, running.tables.batches).select("batch_id", "input_rows").collect()
-    assert sorted((row["batch_id"], row["input_rows"]) for row in batches) == [(0, len(BATCH_1)), (1, len(BATCH_2))]
+    second = _silver(spark, running.tables)
+    batches = delta_table(spark, running.tables.bronze).groupBy("batch_id").count().collect()
+    assert sorted((row["batch_id"], row["count"]) for row in batches) == [(0, len(BATCH_1)), (1, len(BATCH_2))]
     return Outcome(first, second, reconcile(spark, running.tables, produced=len(everything)))
 
 
@@ -115,7 +118,7 @@ def test_later_replacements_and_voids_remove_their_originals_and_late_originals_
     assert "Q" not in silver  # arrived after its void P
     assert {"C", "N", "P", "A", "D"}.isdisjoint(silver)  # voids are never stored; removed originals stay removed
     assert silver["R"] == ("7", _money("133.00"))
-    assert silver["K"] == ("7", _money("134.00"))  # same claim id across batches: updated in place
+    assert silver["K"] == ("7", _money("134.00"))  # same claim id across batches: the newer version stands
     assert {cid: silver[cid] for cid in ("B", "G", "H")} == {cid: outcome.after_first[cid] for cid in ("B", "G", "H")}
 
 

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from libs.generator import GeneratorConfig, generate_claims
+from libs.lake import current_claims, silver_claims
 from libs.streaming.reconcile import reconcile
 from tests.streaming.pipeline_helpers import (
     AS_OF,
@@ -69,7 +70,8 @@ def test_lake_and_topics_hold_exactly_what_the_rules_predict(spark, kafka_broker
     lake_reasons = Counter(code for row in quarantine for code in row["reason_codes"])
     assert dict(lake_reasons) == expected.reason_counts
     assert all(expected.reason_counts[code] == n for code, n in result.top_reasons)
-    silver = table(spark, tables.silver).select("claim_id", "total_charge", "patient.last_name").collect()
+    current = silver_claims(current_claims(table(spark, tables.silver), table(spark, tables.claim_events)))
+    silver = current.select("claim_id", "total_charge", "patient.last_name", "phi_sealed").collect()
     assert len(silver) == len(expected.silver_ids)
     assert {row["claim_id"] for row in silver} == expected.silver_ids
 
@@ -79,9 +81,9 @@ def test_lake_and_topics_hold_exactly_what_the_rules_predict(spark, kafka_broker
     charges = {row["claim_id"]: row["total_charge"] for row in silver if row["claim_id"] in replacements}
     assert charges == {cid: Decimal(c.total_charge).quantize(Decimal("0.0001")) for cid, c in replacements.items()}
 
-    # PHI never reaches silver in the clear: names are tokens or ciphertext.
-    names = {row["last_name"] for row in silver}
-    assert names.isdisjoint({c.patient.last_name for c in claims if c.patient is not None})
+    # PHI never reaches silver in the clear: names are sealed in the record's ciphertext, not in the claim.
+    assert {row["last_name"] for row in silver} == {None}
+    assert all(row["phi_sealed"].startswith("enc:") for row in silver)
 
     # Output topics: validated == valid, dead-letter == quarantine, processed == valid.
     assert message_count(kafka, topics.validated) == len(expected.valid_ids)

@@ -1,5 +1,5 @@
-"""The pure transforms of the streaming path on static frames: parse, enrich, alerts, upserts, supersessions, lag and
-the reconciliation identities.
+"""The pure transforms of the streaming path on static frames: the checked rows, each output's rows, the readers of
+the current claims, lag and the reconciliation identities.
 
 Why static frames: each transform is a DataFrame -> DataFrame function, so its semantics can be pinned row by row
 without a broker or a streaming query; the integration tests then only have to show that the query wires them.
@@ -8,27 +8,25 @@ without a broker or a streaming query; the integration tests then only have to s
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 import orjson
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from libs.fraud.catalog import FraudCode
-from libs.model import Claim, ServiceLine
+from libs.lake import LakeTables, current_claims, removals, silver_claims
+from libs.model import Claim
 from libs.phi import PhiProtector
 from libs.settings import load_settings
-from libs.streaming.enrich import enrich_claims, stateless_alerts
-from libs.streaming.lake import LakeTables
+from libs.streaming import frames
 from libs.streaming.metrics import partition_lag
-from libs.streaming.parse import MAX_PARSE_BYTES, MessageReason, parse_messages
-from libs.streaming.processor import latest_upserts, supersession_frame
+from libs.streaming.parse import check_messages
 from libs.streaming.reconcile import Reconciliation, reconcile
-from tests.factories import SERVICE_DATE, make_person, make_professional_claim
+from tests.factories import make_professional_claim
 from tests.spark_helpers import kafka_rows
 
 pytestmark = pytest.mark.spark
+AS_OF = date(2026, 11, 30)
 
 
 @pytest.fixture(scope="module")
@@ -39,154 +37,95 @@ def protector(tmp_path_factory: pytest.TempPathFactory) -> PhiProtector:
 
 
 def _message(protector: PhiProtector, claim: Claim) -> bytes:
-    return orjson.dumps(protector.protect(claim), default=str)
+    return orjson.dumps(protector.protect(claim))
 
 
-def _good(claim_id: str = "PCLM0001") -> dict:
-    """A minimal message that parses into a claim (field values are not validated by parse_messages)."""
-    return {"claim_id": claim_id, "claim_type": "professional", "total_charge": "10.00", "lines": []}
-
-
-# --------------------------------------------------------------------------------------------------- parse_messages
-
-POISON_CASES: list[tuple[str, bytes | None, MessageReason | None]] = [
-    ("null value", None, MessageReason.EMPTY),
-    ("empty value", b"", MessageReason.EMPTY),
-    ("oversize", b'{"claim_id": "BIG", "pad": "' + b"x" * MAX_PARSE_BYTES + b'"}', MessageReason.TOO_LARGE),
-    ("plain text", b"this is not json", MessageReason.NOT_JSON),
-    ("truncated json", b'{"claim_id": "T1", "claim_ty', MessageReason.NOT_JSON),
-    ("json array", b'[{"claim_id": "A1"}]', MessageReason.NOT_JSON),
-    ("json number", b"42", MessageReason.NOT_JSON),
-    ("amount not a number", orjson.dumps({**_good("W1"), "total_charge": "abc"}), MessageReason.SCHEMA_MISMATCH),
-    ("lines not an array", orjson.dumps({**_good("W2"), "lines": "x"}), MessageReason.SCHEMA_MISMATCH),
-    ("claim id missing", orjson.dumps({k: v for k, v in _good().items() if k != "claim_id"}),
-     MessageReason.MISSING_CLAIM_ID),
-    ("claim id blank", orjson.dumps({**_good("   ")}), MessageReason.MISSING_CLAIM_ID),
-    ("claim type unknown", orjson.dumps({**_good("D1"), "claim_type": "dental"}), MessageReason.BAD_CLAIM_TYPE),
-    ("claim type missing", orjson.dumps({k: v for k, v in _good("D2").items() if k != "claim_type"}),
-     MessageReason.BAD_CLAIM_TYPE),
-    ("good", orjson.dumps(_good("G1")), None),
-    ("good with leading whitespace", b"  \n" + orjson.dumps(_good("G2")), None),
-]
-
-
-def test_parse_messages_tags_every_poison_with_its_reason_and_keeps_coordinates(spark: SparkSession) -> None:
-    frame = kafka_rows(spark, [value for _name, value, _reason in POISON_CASES], partition=2)
-    rows = parse_messages(frame).select("kafka_partition", "kafka_offset", "value_size", "message_reason",
-                                        "claim.claim_id").orderBy("kafka_offset").collect()
-    found = {POISON_CASES[row["kafka_offset"]][0]: row["message_reason"] for row in rows}
-    assert found == {name: (reason.value if reason else None) for name, _value, reason in POISON_CASES}
-    assert {row["kafka_partition"] for row in rows} == {2}
-    sizes = [row["value_size"] for row in rows]
-    assert sizes == [len(value or b"") for _name, value, _reason in POISON_CASES]
-    # The oversize value is never parsed; a good one keeps its claim id.
-    by_name = {POISON_CASES[row["kafka_offset"]][0]: row for row in rows}
-    assert by_name["oversize"]["claim_id"] is None
-    assert by_name["good"]["claim_id"] == "G1"
-
-
-# ---------------------------------------------------------------------------------------------------- enrichment
-
-
-def test_enrich_claims_derives_the_analytics_columns(spark: SparkSession, refdata, protector) -> None:
-    claim = make_professional_claim(claim_id="E1")
-    odd = {**_good("E2"), "billing_provider": {"npi": "1234567893", "taxonomy": "999X00000X"},
-           "lines": [{"line_number": 1, "procedure_code": "83036", "units": "3", "charge": "1.00"}]}
-    parsed = parse_messages(kafka_rows(spark, [_message(protector, claim), orjson.dumps(odd)]))
-    # enrich_claims runs on validated rows; the validation columns themselves are not its concern.
-    enriched = enrich_claims(parsed.withColumn("warning_codes", F.array().cast("array<string>")), refdata)
-    assert "_corrupt_record" not in enriched.columns
-    rows = {row["claim_id"]: row for row in enriched.collect()}
-    row = rows["E1"]
-    assert row["billing_specialty"] == "Family Medicine"  # taxonomy 207Q00000X
-    assert row["principal_diagnosis"] == "E119"
-    assert row["line_count"] == 2
-    assert row["total_units"] == Decimal("2.0000")
-    assert row["em_level"] == 3  # 99213; the lab line has no E/M level
-    assert row["age_band"] == "65-79"  # born 1958-03-14, served 2026-06-15: 68
-    assert row["first_service_date"] == SERVICE_DATE
-    assert row["service_month"] == "2026-06"
-    assert row["processed_at"] is not None
-    assert row["kafka_offset"] == 0
-    # PHI columns hold what the producer put there: tokens or ciphertext, never the plaintext.
-    assert row["patient"]["last_name"] != claim.patient.last_name  # type: ignore[union-attr]
-    # Unknown taxonomy, no dates, no age, no E/M line: defaults rather than failures.
-    odd_row = rows["E2"]
-    assert (odd_row["billing_specialty"], odd_row["age_band"], odd_row["em_level"], odd_row["line_count"]) == (
-        "unknown", "unknown", None, 1)
-    assert odd_row["total_units"] == Decimal("3.0000")
-
-
-# -------------------------------------------------------------------------------------------------------- alerts
-
-
-def _line(number: int, code: str, units: str, charge: str) -> ServiceLine:
-    return ServiceLine(line_number=number, procedure_code=code, procedure_system="HCPCS", units=Decimal(units),
-                       unit_type="UN", charge=Decimal(charge), service_date_from=SERVICE_DATE,
-                       service_date_to=SERVICE_DATE, diagnosis_pointers=[1])
-
-
-def test_stateless_alerts_fire_per_rule_and_never_for_voids_or_clean_claims(spark: SparkSession, refdata,
-                                                                           protector) -> None:
-    excluded_npi = "1290554124"  # on the synthetic exclusion list since 2012
-    clean = make_professional_claim(claim_id="CLEAN")
-    outlier = make_professional_claim(claim_id="OUTLIER", lines=[_line(1, "99213", "1", "5000.00")],
-                                      total_charge=Decimal("5000.00"))
-    excess = make_professional_claim(claim_id="EXCESS", lines=[_line(1, "83036", "4", "160.00")],
-                                     total_charge=Decimal("160.00"))
-    dead = make_professional_claim(claim_id="DEAD", patient=make_person(death_date=date(2026, 1, 1)))
-    assert clean.billing_provider is not None
-    excluded = make_professional_claim(
-        claim_id="EXCLUDED", billing_provider=clean.billing_provider.model_copy(update={"npi": excluded_npi}))
-    void = make_professional_claim(claim_id="VOID", frequency_code="8", original_claim_id="OUTLIER",
-                                   lines=outlier.lines, total_charge=outlier.total_charge)
-    claims = [clean, outlier, excess, dead, excluded, void]
-    parsed = parse_messages(kafka_rows(spark, [_message(protector, c) for c in claims]))
-    alerts = stateless_alerts(parsed, refdata).collect()
-    found = sorted((row["claim_id"], row["rule"]) for row in alerts)
-    assert found == sorted([
-        ("OUTLIER", FraudCode.OUTLIER_CHARGE.value),
-        ("EXCESS", FraudCode.EXCESS_UNITS.value),
-        ("DEAD", FraudCode.SERVICE_AFTER_DEATH.value),
-        ("EXCLUDED", FraudCode.EXCLUDED_PROVIDER.value),
-    ])
-    assert {row["kafka_offset"] for row in alerts if row["claim_id"] == "EXCESS"} == {2}
-    # Details name rules and thresholds, never member data.
-    assert all("TESTPATIENT" not in row["detail"] and row["detail"] for row in alerts)
-
-
-# ------------------------------------------------------------------------------------ upserts and supersessions
-
-EVENT_COLUMNS = "claim_id string, frequency_code string, original_claim_id string, kafka_partition int, " \
-                "kafka_offset long, batch_id long"
-
-
-def test_latest_upserts_keep_the_last_offset_per_claim_and_drop_voids(spark: SparkSession) -> None:
-    rows = [
-        ("A", "1", None, 0, 10, 0), ("A", "7", "A", 0, 12, 0), ("A", "1", None, 0, 11, 0),  # A: offset 12 wins
-        ("B", "1", None, 1, 5, 0),
-        ("V", "8", "B", 1, 6, 0),  # a void is never upserted itself
+@pytest.fixture(scope="module")
+def checked(spark: SparkSession, protector: PhiProtector):
+    """Checked rows of: a valid claim, its replacement under a new id, a void of a third claim, an invalid claim
+    and a message that is not JSON (offsets 0..5 of partition 0)."""
+    claims = [
+        make_professional_claim(claim_id="A1"),
+        make_professional_claim(claim_id="B1", frequency_code="7", original_claim_id="A1"),
+        make_professional_claim(claim_id="C1"),
+        make_professional_claim(claim_id="V1", frequency_code="8", original_claim_id="C1"),
+        make_professional_claim(claim_id="BAD", lines=[]),  # MISSING_LINES
     ]
-    result = latest_upserts(spark.createDataFrame(rows, EVENT_COLUMNS)).collect()
-    assert sorted((row["claim_id"], row["kafka_offset"]) for row in result) == [("A", 12), ("B", 5)]
+    values = [*(_message(protector, claim) for claim in claims), b"not json"]
+    return check_messages(kafka_rows(spark, values), AS_OF, pipeline_id="P1", batch_id=4).cache()
 
 
-def test_a_void_newer_than_its_claim_id_leaves_nothing_to_upsert(spark: SparkSession) -> None:
-    rows = [("C", "1", None, 2, 0, 0), ("C", "8", "C", 2, 1, 0)]  # original C, then C voided under its own id
-    assert latest_upserts(spark.createDataFrame(rows, EVENT_COLUMNS)).count() == 0
+def test_bronze_keeps_every_message_and_quarantine_every_rejection(checked) -> None:
+    bronze = frames.bronze_frame(checked).collect()
+    assert [row["kafka_offset"] for row in bronze] == [0, 1, 2, 3, 4, 5]
+    assert {(row["pipeline_id"], row["batch_id"]) for row in bronze} == {("P1", 4)}
+    quarantine = {row["kafka_offset"]: row for row in frames.quarantine_frame(checked).collect()}
+    assert sorted(quarantine) == [4, 5]
+    assert quarantine[4]["claim_id"] == "BAD"
+    assert quarantine[4]["reason_codes"] == ["MISSING_LINES"]
+    assert quarantine[4]["findings"][0]["field"] == "lines"
+    assert quarantine[5]["reason_codes"] == ["MESSAGE_NOT_JSON"]
 
 
-def test_supersession_frame_lists_originals_removed_by_replacements_and_voids(spark: SparkSession) -> None:
-    rows = [
-        ("B", "7", "A", 0, 1, 3),  # replacement of A
-        ("C", "8", "D", 1, 2, 3),  # void of D
-        ("E", "7", "E", 0, 3, 3),  # same id as its original: an update, not a removal
-        ("F", "7", None, 0, 4, 3),  # no original named
-        ("G", "1", "X", 0, 5, 3),  # an original that names another claim removes nothing
-    ]
-    result = supersession_frame(spark.createDataFrame(rows, EVENT_COLUMNS)).collect()
-    assert sorted((r["claim_id"], r["superseded_by"], r["frequency_code"], r["batch_id"]) for r in result) == [
-        ("A", "B", "7", 3), ("D", "C", "8", 3)]
+def test_events_record_what_each_accepted_message_supersedes(checked) -> None:
+    events = {row["claim_id"]: row for row in frames.events_frame(checked).collect()}
+    assert sorted(events) == ["A1", "B1", "C1", "V1"]
+    assert events["B1"]["supersedes_claim_id"] == "A1"
+    assert events["V1"]["supersedes_claim_id"] == "C1"
+    assert events["A1"]["supersedes_claim_id"] is None
+    removed = {(row["claim_id"], row["superseded_by"]) for row in removals(frames.events_frame(checked)).collect()}
+    assert removed == {("A1", "B1"), ("C1", "V1")}
+
+
+def test_silver_holds_accepted_versions_with_their_json_and_no_void(checked) -> None:
+    silver = {row["claim_id"]: row for row in frames.silver_frame(checked).collect()}
+    assert sorted(silver) == ["A1", "B1", "C1"]  # the void is a removal, never a claim version
+    row = silver["A1"]
+    assert orjson.loads(row["claim_json"])["claim_id"] == "A1"
+    assert (row["billing_specialty"], row["line_count"], row["service_month"]) == ("Family Medicine", 2, "2026-06")
+    assert row["member_token"].startswith("tok:")
+    assert "TESTPATIENT" not in row["claim_json"]  # the factory's plaintext name is sealed away
+
+
+def test_current_claims_are_the_newest_versions_minus_removals(spark: SparkSession) -> None:
+    silver = spark.createDataFrame(
+        [("A", 0, 10), ("A", 0, 12), ("A", 0, 11), ("B", 1, 5), ("D", 2, 1), ("L", 3, 9)],
+        "claim_id string, kafka_partition int, kafka_offset long")
+    events = spark.createDataFrame(
+        [("R", "7", "B", 0, 20), ("V", "8", "D", 2, 3), ("W", "8", "L", 3, 2)],  # W voids L before L arrives
+        "claim_id string, frequency_code string, supersedes_claim_id string, kafka_partition int, kafka_offset long"
+    ).withColumn("kafka_timestamp", F.lit(None).cast("timestamp"))
+    current = {(row["claim_id"], row["kafka_offset"]) for row in current_claims(silver, events).collect()}
+    assert current == {("A", 12)}  # newest A; B replaced, D voided, the late original L stays removed
+
+
+def test_silver_claims_expand_the_json_into_the_model_columns(checked) -> None:
+    expanded = silver_claims(frames.silver_frame(checked))
+    row = expanded.where("claim_id = 'A1'").first()
+    assert row is not None
+    assert row["lines"][0]["procedure_code"] == "99213"
+    assert row["phi_sealed"].startswith("enc:")
+    assert row["patient"]["member_id"].startswith("tok:")
+    assert row["billing_specialty"] == "Family Medicine"
+
+
+def test_topic_messages_route_each_row_once_per_output(checked) -> None:
+    class Topics:
+        validated, processed, alerts, dead_letter = "v", "p", "a", "d"
+
+    messages = frames.topic_messages(checked, Topics).collect()
+    by_topic: dict[str, list] = {}
+    for message in messages:
+        by_topic.setdefault(message["topic"], []).append(message)
+    assert sorted(m["key"] for m in by_topic["v"]) == ["A1", "B1", "C1", "V1"]
+    assert sorted(m["key"] for m in by_topic["p"]) == ["A1", "B1", "C1", "V1"]
+    assert len(by_topic["d"]) == 2
+    assert "a" not in by_topic  # no claim here trips a per-claim screen
+    processed = orjson.loads(next(m["value"] for m in by_topic["p"] if m["key"] == "A1"))
+    assert processed["claim"]["claim_id"] == "A1"
+    assert processed["enrichment"]["em_level"] == 3
+    headers = {h["key"]: h["value"] for h in next(m for m in by_topic["d"] if m["value"] == b"not json")["headers"]}
+    assert headers == {"reason_codes": b"MESSAGE_NOT_JSON", "source_partition": b"0", "source_offset": b"5"}
 
 
 # ------------------------------------------------------------------------------------------------------- metrics
@@ -209,8 +148,8 @@ def test_partition_lag_from_kafka_source_progress() -> None:
 
 def _reconciliation(**changes: int) -> Reconciliation:
     values = {"produced": 10, "bronze": 10, "bronze_distinct_offsets": 10, "quarantine": 2, "valid_events": 8,
-              "silver": 5, "superseded": 1, "repeated_ids": 1, "voids": 1, "silver_missing": 0,
-              "silver_unexpected": 0, "dead_letter": 2}
+              "voids": 1, "silver": 7, "silver_missing": 0, "silver_unexpected": 0, "upserted_ids": 6,
+              "superseded": 2, "current": 4, "repeated_ids": 1, "dead_letter": 2}
     values.update(changes)
     return Reconciliation(**values)  # type: ignore[arg-type]
 
@@ -221,12 +160,13 @@ def _reconciliation(**changes: int) -> Reconciliation:
         ({}, None),
         ({"dead_letter": None}, None),  # dead-letter count not supplied: not checked
         ({"dead_letter": 3}, None),  # at-least-once: a replayed batch may repeat dead letters
-        ({"bronze": 9, "bronze_distinct_offsets": 9, "valid_events": 7, "silver": 4}, "produced 10 != bronze 9"),
+        ({"bronze": 9, "bronze_distinct_offsets": 9, "valid_events": 7, "silver": 6}, "produced 10 != bronze 9"),
         ({"bronze_distinct_offsets": 9}, "bronze holds 1 duplicate Kafka offsets"),
         ({"quarantine": 3, "dead_letter": 3}, "bronze 10 != quarantine 3 + valid 8"),
-        ({"silver": 6}, "valid 8 != silver 6 + superseded 1 + repeated ids 1 + voids 1"),
-        ({"silver_missing": 2}, "2 claim ids missing from silver"),
-        ({"silver_unexpected": 1}, "1 unexpected claim ids in silver"),
+        ({"silver": 6}, "silver 6 != valid 8 - voids 1"),
+        ({"silver_missing": 2}, "2 accepted claim versions missing from silver"),
+        ({"silver_unexpected": 1}, "1 silver rows without an accepted message"),
+        ({"current": 5}, "current claims 5 != upserted ids 6 - superseded 2"),
         ({"dead_letter": 1}, "dead-letter topic holds 1 messages, fewer than quarantine 2"),
     ],
 )
@@ -241,31 +181,34 @@ def test_reconciliation_identities(changes: dict, problem: str | None) -> None:
 
 
 def test_reconcile_reads_the_lake_and_finds_duplicates_and_strays(spark: SparkSession, tmp_path) -> None:
-    tables = LakeTables(bronze=str(tmp_path / "bronze"), silver=str(tmp_path / "silver"),
-                        quarantine=str(tmp_path / "quarantine"), claim_events=str(tmp_path / "events"),
-                        supersessions=str(tmp_path / "supersessions"), batches=str(tmp_path / "batches"))
+    tables = LakeTables.from_settings(load_settings(lake={"root": str(tmp_path)}).lake)
 
     def write(location: str, rows: list, schema: str) -> None:
         spark.createDataFrame(rows, schema).write.format("delta").save(location)
 
-    # Six messages: one quarantined; A1 replaced by B1, C1 sent twice (a later version), V1 voids D1. Two faults:
-    # offset 5 is in bronze twice (a replayed, non-idempotent write) and silver still holds the replaced A1.
-    # (A healthy lake reconciling is shown by the integration tests.)
-    write(tables.bronze, [(0, offset) for offset in (0, 1, 2, 3, 4, 5, 5)], "kafka_partition int, kafka_offset long")
+    coordinates = "kafka_partition int, kafka_offset long"
+    # Six messages: offset 0 quarantined; A1 (1) replaced by B1 (2), C1 sent twice (3, 4), V1 (5) voids D1. Two
+    # faults: offset 5 is in bronze twice (a replayed, non-idempotent write) and silver holds a row for offset 9 that
+    # no accepted message has. (A healthy lake reconciling is shown by the integration tests.)
+    write(tables.bronze, [(0, offset) for offset in (0, 1, 2, 3, 4, 5, 5)], coordinates)
     write(tables.quarantine, [(["NPI_INVALID"],)], "reason_codes array<string>")
-    write(tables.claim_events, [("A1", "1"), ("B1", "7"), ("C1", "1"), ("C1", "7"), ("V1", "8")],
-          "claim_id string, frequency_code string")
-    write(tables.supersessions, [("A1",), ("D1",)], "claim_id string")
-    write(tables.silver, [("B1",), ("C1",), ("A1",)], "claim_id string")
+    events = spark.createDataFrame(
+        [("A1", "1", None, 0, 1), ("B1", "7", "A1", 0, 2), ("C1", "1", None, 0, 3), ("C1", "7", None, 0, 4),
+         ("V1", "8", "D1", 0, 5)], f"claim_id string, frequency_code string, supersedes_claim_id string, {coordinates}")
+    events.withColumn("kafka_timestamp", F.lit(None).cast("timestamp")).write.format("delta").save(
+        tables.claim_events)
+    write(tables.silver, [("A1", 0, 1), ("B1", 0, 2), ("C1", 0, 3), ("C1", 0, 4), ("X1", 0, 9)],
+          f"claim_id string, {coordinates}")
 
     result = reconcile(spark, tables, produced=6, dead_letter=1)
-    assert (result.bronze, result.bronze_distinct_offsets, result.silver) == (7, 6, 3)
-    assert (result.superseded, result.repeated_ids, result.voids, result.top_reasons) == (1, 1, 1, [("NPI_INVALID", 1)])
-    assert (result.silver_missing, result.silver_unexpected) == (0, 1)
+    assert (result.bronze, result.bronze_distinct_offsets, result.silver, result.voids) == (7, 6, 5, 1)
+    assert (result.upserted_ids, result.superseded, result.current, result.repeated_ids) == (3, 1, 3, 1)
+    assert (result.silver_missing, result.silver_unexpected, result.top_reasons) == (0, 1, [("NPI_INVALID", 1)])
     assert result.problems == [
         "produced 6 != bronze 7",
         "bronze holds 1 duplicate Kafka offsets",
         "bronze 7 != quarantine 1 + valid 5",
-        "valid 5 != silver 3 + superseded 1 + repeated ids 1 + voids 1",
-        "1 unexpected claim ids in silver",
+        "silver 5 != valid 5 - voids 1",
+        "1 silver rows without an accepted message",
+        "current claims 3 != upserted ids 3 - superseded 1",
     ]

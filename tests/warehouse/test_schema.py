@@ -80,7 +80,7 @@ def test_no_phi_field_is_stored_in_clear() -> None:
     for table, columns in table_columns().items():
         assert not forbidden & set(columns), f"{table} stores PHI in clear: {sorted(forbidden & set(columns))}"
     claims = set(table_columns()["claims"])
-    assert {"member_token", "patient_phi_ciphertext", "subscriber_phi_ciphertext", "phi_key_id"} <= claims
+    assert {"member_token", "phi_ciphertext", "phi_key_id"} <= claims
 
 
 def test_a_statement_without_if_not_exists_is_refused() -> None:
