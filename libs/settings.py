@@ -92,11 +92,21 @@ class SparkSettings(BaseModel):
     trigger_seconds: float = Field(default=5.0, gt=0, description="Micro-batch trigger interval.")
     shuffle_partitions: int = Field(default=4, ge=1)
     max_offsets_per_trigger: int | None = Field(
-        default=20_000, ge=1,
-        description="Back-pressure cap per micro-batch (also splits availableNow drains): bounds a batch's memory.")
+        default=100_000, ge=1,
+        description="Back-pressure cap per micro-batch (also splits availableNow drains): bounds a batch's memory "
+                    "(~4 KB per message while it is checked); every batch pays ~1 s of fixed cost, so not smaller.")
     jars_dir: Path = Field(default=REPO_ROOT / ".cache" / "jars" / "spark",
                            description="Connector jars resolved by Maven (Kafka source/sink, Delta).")
     driver_memory: str = "4g"
+    fail_on_data_loss: bool = Field(
+        default=True,
+        description="Stop the stream when offsets vanished before it read them (retention ran out, the topic was "
+                    "recreated), with Spark's error naming the partition and offsets. Set false only to resume "
+                    "knowingly past the loss (docs/operations.md, 'The stream stopped on lost offsets').")
+    quick_jit: bool = Field(
+        default=True,
+        description="Local masters only: compile with the JVM's C1 compiler alone. On two cores C2's compilation "
+                    "took more CPU than its faster code saved (docs/benchmarks.md); on EMR the cluster decides.")
 
 
 class MonitoringSettings(BaseModel):

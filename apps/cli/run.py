@@ -13,8 +13,8 @@ from libs.settings import LOCAL_DIR
 
 def _summary_tables(summary: dict[str, Any]) -> list[Table]:
     counts = Table(title="reconciliation", show_header=False)
-    for key in ("produced", "bronze", "quarantine", "valid_events", "silver", "superseded", "repeated_ids", "voids",
-                "dead_letter"):
+    for key in ("produced", "bronze", "quarantine", "valid_events", "voids", "silver", "upserted_ids", "superseded",
+                "current", "repeated_ids", "dead_letter"):
         counts.add_row(key, f"{summary.get(key) if summary.get(key) is not None else '-':,}"
                        if isinstance(summary.get(key), int) else str(summary.get(key)))
     counts.add_row("reconciled", "[green]yes[/green]" if summary["reconciled"] else "[red]NO[/red]")
@@ -50,6 +50,8 @@ def run_command(
     for table in _summary_tables(report.summary):
         out.print(table)
     out.print(f"summary written to {LOCAL_DIR / 'run' / 'summary.json'}")
+    for engine, where in report.summary.get("logs", {}).items():
+        out.print(f"{engine} log: {where}")
     for problem in report.summary.get("problems", []):
         console.print(f"[red]reconciliation failed:[/red] {problem}")
     raise typer.Exit(0 if report.summary["reconciled"] else 1)

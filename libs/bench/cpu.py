@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from libs.spark import WORKER_DAEMON
+
 PROC = Path("/proc")
 
 
@@ -20,7 +22,7 @@ def classify(command_line: str) -> str:
         return "kafka broker"
     if "java" in command_line and "spark" in command_line.lower():
         return "spark jvm"
-    if "pyspark.daemon" in command_line or "pyspark.worker" in command_line or "pyspark/daemon" in command_line:
+    if any(name in command_line for name in ("pyspark.daemon", "pyspark.worker", "pyspark/daemon", WORKER_DAEMON)):
         return "spark python workers"
     if "libs.bench.baseline" in command_line:
         return "baseline consumer"

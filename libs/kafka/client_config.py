@@ -8,6 +8,7 @@ Spark Kafka source uses the Java client and gets its options from the streaming 
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from libs.settings import KafkaSecurityProtocol, KafkaSettings
 
+LIBRDKAFKA_LOGGER = logging.getLogger("claims.librdkafka")
 OAUTHBEARER = "OAUTHBEARER"
 MSK_IAM_TOKEN_LIFETIME_SECONDS = 900  # what the AWS MSK IAM signer uses; librdkafka refreshes at ~80 % of it
 MSK_IAM_USER_AGENT = "medical-claims-pipeline/msk-iam"
@@ -34,6 +36,9 @@ def client_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol.value,
+        # librdkafka's own log lines (retries, reconnects) go through Python logging, so the process's logging set-up
+        # decides where they land (a log file for `make run`), instead of librdkafka printing to stderr.
+        "logger": LIBRDKAFKA_LOGGER,
     }
     mechanism = (settings.sasl_mechanism or "").upper() or None
     if mechanism is not None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from libs.settings import SparkSettings
+from libs.spark import WORKER_DAEMON
 
 
 class SparkJarsMissingError(RuntimeError):
@@ -31,9 +34,41 @@ def connector_jars(jars_dir: Path) -> list[Path]:
     return jars
 
 
-def build_spark_session(settings: SparkSettings, app_name: str = "claims", extra_conf: dict[str, str] | None = None
-                        ) -> SparkSession:
-    """A Spark session with Delta, the Kafka source/sink and settings sized for the machine."""
+# Local JVM options: less warm-up work for short runs on small machines (SparkSettings.quick_jit).
+QUICK_JIT_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
+@contextmanager
+def _process_output_to(log_file: Path | None) -> Iterator[None]:
+    """While the JVM starts, point this process's stdout and stderr at `log_file`: the JVM (and the Python workers
+    it forks later) inherit them for good, so their warnings, stage bars and stack traces go to the file, while this
+    process gets its own terminal back afterwards."""
+    if log_file is None:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with log_file.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def build_spark_session(settings: SparkSettings, app_name: str = "claims", extra_conf: dict[str, str] | None = None,
+                        *, log_file: Path | None = None) -> SparkSession:
+    """A Spark session with Delta, the Kafka source/sink and settings sized for the machine.
+
+    `log_file`: where the JVM's own output goes (WARN lines, progress bars, the Python workers' stderr) instead of the
+    terminal; it only takes effect when this call starts the JVM.
+    """
     # Python workers run the rules: they must use this interpreter (the project's .venv), not whatever `python3` is on
     # PATH. On EMR the cluster configuration sets spark.pyspark.python to the bootstrapped interpreter instead.
     os.environ["PYSPARK_PYTHON"] = os.environ.get("PYSPARK_PYTHON") or sys.executable
@@ -56,12 +91,18 @@ def build_spark_session(settings: SparkSettings, app_name: str = "claims", extra
         # rows by the partition column first.
         "spark.sql.maxConcurrentOutputFileWriters": "16",
         "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        "spark.ui.showConsoleProgress": "false",
     }
     if settings.master.startswith("local"):
         conf["spark.jars"] = ",".join(str(p) for p in connector_jars(settings.jars_dir))
+        if settings.quick_jit:
+            conf["spark.driver.extraJavaOptions"] += f" {QUICK_JIT_OPTIONS}"
+        # Python workers forked from a daemon that has the claim checker loaded (libs/spark/worker_daemon.py).
+        conf["spark.python.daemon.module"] = WORKER_DAEMON
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _process_output_to(log_file):
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -304,6 +304,14 @@ class ClaimChecker:
 _CODESETS: list[CodeSets] = []
 
 
+def preload_worker() -> None:
+    """Load everything a checking worker needs (model, rules, code sets) in this process, then freeze it.
+
+    Called by the Python worker daemon before it forks workers (libs.spark.worker_daemon), so forks start warm.
+    """
+    _worker_codesets()
+
+
 def _worker_codesets() -> CodeSets:
     if not _CODESETS:
         codesets = load_codesets()

@@ -125,6 +125,19 @@ class BatchOutcome:
             self.step_seconds[name] = self.step_seconds.get(name, 0.0) + time.perf_counter() - started
 
 
+def create_lake_tables(spark: SparkSession, tables: LakeTables) -> None:
+    """Create the stream's Delta tables (empty) where they do not exist yet, with the schemas the stream writes."""
+    checked = check_messages(spark.createDataFrame([], RAW_KAFKA_SCHEMA), datetime.now(UTC).date())
+    for location, frame, stats, deletion_vectors in (
+        (tables.bronze, frames.bronze_frame(checked), BRONZE_STATS, False),
+        (tables.quarantine, frames.quarantine_frame(checked), LEDGER_STATS, False),
+        (tables.claim_events, frames.events_frame(checked), LEDGER_STATS, False),
+        (tables.silver, frames.silver_frame(checked), SILVER_STATS, True),
+    ):
+        ensure_table(spark, location, frame.schema, ["ingest_date"], stats_columns=stats,
+                     deletion_vectors=deletion_vectors)
+
+
 class ClaimBatchProcessor:
     """The `foreachBatch` function of the claims query; also creates the tables it needs."""
 
@@ -146,20 +159,7 @@ class ClaimBatchProcessor:
         self.as_of = as_of
         self.on_batch = on_batch
         self.appender = OnceAppender(pipeline_id)
-        self._create_tables(spark)
-
-    def _create_tables(self, spark: SparkSession) -> None:
-        checked = check_messages(spark.createDataFrame([], RAW_KAFKA_SCHEMA), self.as_of(),
-                                 pipeline_id=self.pipeline_id)
-        tables = (
-            (self.tables.bronze, frames.bronze_frame(checked), BRONZE_STATS, False),
-            (self.tables.quarantine, frames.quarantine_frame(checked), LEDGER_STATS, False),
-            (self.tables.claim_events, frames.events_frame(checked), LEDGER_STATS, False),
-            (self.tables.silver, frames.silver_frame(checked), SILVER_STATS, True),
-        )
-        for location, frame, stats, deletion_vectors in tables:
-            ensure_table(spark, location, frame.schema, ["ingest_date"], stats_columns=stats,
-                         deletion_vectors=deletion_vectors)
+        create_lake_tables(spark, tables)
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         outcome = BatchOutcome(batch_id=batch_id, started_at=datetime.now(UTC).isoformat())

@@ -121,10 +121,11 @@ def start_claims_query(
         **({"as_of": (lambda: as_of)} if as_of is not None else {}),
     )
     reader = spark.readStream.format("kafka").option("subscribe", topics.raw)
-    # failOnDataLoss stays on (Spark's default, stated here on purpose): offsets that vanish before the query read them
-    # (retention ran out, the topic was recreated) stop the query with Spark's error naming the partition and offsets,
-    # instead of being skipped silently (docs/operations.md, "the stream stopped on lost offsets").
-    reader = reader.option("startingOffsets", starting_offsets).option("failOnDataLoss", "true")
+    # Offsets that vanish before the query read them (retention ran out, the topic was recreated) stop the query with
+    # Spark's error naming the partition and offsets, instead of being skipped silently; an operator who accepts the
+    # loss turns it off knowingly (settings.spark.fail_on_data_loss, docs/operations.md).
+    reader = reader.option("startingOffsets", starting_offsets)
+    reader = reader.option("failOnDataLoss", str(settings.spark.fail_on_data_loss).lower())
     reader = reader.option("includeHeaders", "false")
     for key, value in SOURCE_CONSUMER_OPTIONS.items():
         reader = reader.option(key, value)

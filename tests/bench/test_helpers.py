@@ -69,6 +69,7 @@ def test_cpu_snapshot_counts_this_process_and_classifies_command_lines() -> None
     assert classify("java -cp /x/.cache/jars/kafka/* kafka.Kafka server.properties") == "kafka broker"
     assert classify("java -cp /venv/pyspark/jars/* org.apache.spark.deploy.SparkSubmit pyspark-shell") == "spark jvm"
     assert classify("/venv/bin/python -m pyspark.daemon") == "spark python workers"
+    assert classify("/venv/bin/python -m libs.spark.worker_daemon pyspark.worker") == "spark python workers"
     assert classify("/venv/bin/python -m libs.bench.baseline --topic t") == "baseline consumer"
     before = snapshot()
     sum(i * i for i in range(2_000_000))  # burn a little CPU in this process

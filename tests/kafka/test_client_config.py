@@ -10,6 +10,7 @@ import pytest
 from botocore.credentials import Credentials
 
 from libs.kafka.client_config import (
+    LIBRDKAFKA_LOGGER,
     MSK_IAM_TOKEN_LIFETIME_SECONDS,
     KafkaConfigError,
     client_config,
@@ -21,7 +22,9 @@ from libs.settings import KafkaSecurityProtocol, KafkaSettings
 def test_local_settings_give_a_plaintext_client():
     config = client_config(KafkaSettings(bootstrap_servers="127.0.0.1:1234"))
     assert config == {"bootstrap.servers": "127.0.0.1:1234", "client.id": "claims-pipeline",
-                      "security.protocol": "PLAINTEXT"}
+                      "security.protocol": "PLAINTEXT", "logger": LIBRDKAFKA_LOGGER}
+    # librdkafka speaks through Python logging (the process decides where its lines go), not straight to stderr.
+    assert LIBRDKAFKA_LOGGER.name == "claims.librdkafka"
 
 
 def test_overrides_use_underscores_for_dots_and_win():
