@@ -4,6 +4,10 @@ Why content-addressed keys (`artifacts/<kind>/<sha256>/<file>`): an object's key
 does, so an unchanged artifact is never re-uploaded, EMR step arguments (which name the keys) change exactly when
 the code does, and every earlier release stays in the bucket for a rollback.
 
+The Spark connector jars (Kafka source/sink, Delta, MSK IAM auth and their runtime dependencies) are artifacts too:
+the EMR nodes cannot reach Maven Central, so the jars Maven resolved into .cache/jars/spark for local runs are
+shipped as they are, one object per jar, and the steps pass their URIs with `--jars`.
+
 The wheel is digested over its *members* (names and contents), not its zip bytes: zip headers carry timestamps and
 compression details that differ between two builds of the same source. The build also sets SOURCE_DATE_EPOCH so
 the bytes are reproducible too when the toolchain is.
@@ -50,6 +54,7 @@ class ArtifactKind(StrEnum):
     JOB = "job"
     CONFIG = "config"
     FILE = "file"
+    JAR = "jar"
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class Artifact:
     """One object to ship: its bytes, content digest and key."""
 
     kind: ArtifactKind
-    name: str  # logical name in the plan: 'wheel', 'streaming', 'batch', 'app-config', 'topics.json'
+    name: str  # logical name in the plan: 'wheel', 'streaming', 'batch', 'app-config', 'topics.json', a jar's file
     filename: str  # last part of the key; Spark and pip care about the file name and extension
     body: bytes
     digest: str
@@ -76,6 +81,8 @@ class Artifact:
         """MIME type for the upload."""
         if self.filename.endswith(".whl"):
             return "application/zip"
+        if self.filename.endswith(".jar"):
+            return "application/java-archive"  # explicit: Python's built-in MIME table lacks .jar (only /etc has it)
         return mimetypes.guess_type(self.filename)[0] or "application/octet-stream"
 
 
@@ -133,6 +140,29 @@ def find_wheel(wheel_dir: Path, distribution: str = "medical_claims_pipeline") -
                + (f" ({', '.join(w.name for w in wheels)})" if wheels else ""))
         raise ArtifactError(msg)
     return wheels[0]
+
+
+# File-name prefixes of the connector jars a Spark job cannot start without (scripts/fetch_jars.sh requires them too):
+# the Kafka source/sink, Delta, and the MSK IAM login module the stacks' SASL_SSL Kafka clients load.
+REQUIRED_SPARK_JARS = ("spark-sql-kafka-0-10_2.13-", "delta-spark_2.13-", "aws-msk-iam-auth-")
+
+
+def spark_jar_artifacts(jars_dir: Path) -> list[Artifact]:
+    """Every jar of the Maven-resolved connector directory as an artifact, in file-name order.
+
+    The order is fixed so that the `--jars` argument, and with it the EMR step arguments, is the same on every deploy
+    of the same jars. Fails naming `make jars` when the directory is missing, empty or lacks a required connector:
+    a step without them would only fail on the cluster, after the old step had been cancelled.
+    """
+    jars = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+    missing = [prefix for prefix in REQUIRED_SPARK_JARS if not any(j.name.startswith(prefix) for j in jars)]
+    if missing:
+        found = f"found {len(jars)} jars" if jars_dir.is_dir() else "found no such directory"
+        msg = (f"{jars_dir}: expected the Spark connector jars resolved by Maven, including "
+               f"{', '.join(p + '*.jar' for p in missing)}; {found}. Run `make jars` (bash scripts/fetch_jars.sh) "
+               "and deploy again")
+        raise ArtifactError(msg)
+    return [file_artifact(ArtifactKind.JAR, jar.name, jar) for jar in jars]
 
 
 def _package_dirs(project_root: Path) -> list[str]:

@@ -1,10 +1,10 @@
 """`claims deploy`: ship the apps to a stack in one idempotent pass.
 
-Order matters and is fixed: (1) render and validate the app config, (2) build the wheel, read the job scripts,
-(3) inspect the stack - objects in the artifact bucket, the ledger, active EMR steps - and plan every change,
-(4) stop if anything is blocked, before changing anything, then (5) upload artifacts, (6) create/update Kafka topics,
-(7) apply warehouse DDL, (8) replace EMR steps (they reference the artifacts and need the topics and tables), and
-(9) record the release in the ledger. A dry run stops after (4) and reports the plan.
+Order matters and is fixed: (1) render and validate the app config, (2) build the wheel, read the job scripts and
+the Spark connector jars, (3) inspect the stack - objects in the artifact bucket, the ledger, active EMR steps - and
+plan every change, (4) stop if anything is blocked, before changing anything, then (5) upload artifacts,
+(6) create/update Kafka topics, (7) apply warehouse DDL, (8) replace EMR steps (they reference the artifacts and need
+the topics and tables), and (9) record the release in the ledger. A dry run stops after (4) and reports the plan.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from libs.deploy.artifacts import (
     file_artifact,
     find_wheel,
     plan_uploads,
+    spark_jar_artifacts,
     upload,
     wheel_artifact,
 )
@@ -31,7 +32,7 @@ from libs.deploy.plan import Action, Component, DeployPlan, PlanItem
 from libs.deploy.redshift import RedshiftTarget, apply_ddl, plan_ddl
 from libs.deploy.render_config import CONFIG_FILE_NAME, DEFAULT_SHIPPED_FILES, ShippedFile, render_app_config
 from libs.deploy.state import Release, load_state, save_state
-from libs.settings import REPO_ROOT, Environment, KafkaSettings
+from libs.settings import REPO_ROOT, Environment, KafkaSettings, SparkSettings
 from libs.warehouse.dialect import redshift_statements
 
 # ensure_topics(settings, topics_file, replication_factor) -> {topic name: "created" | "updated" | "unchanged"}
@@ -41,6 +42,8 @@ DEFAULT_JOB_SCRIPTS: Mapping[JobKind, Path] = {
     JobKind.STREAMING: REPO_ROOT / "apps" / "streaming" / "main.py",
     JobKind.BATCH: REPO_ROOT / "apps" / "batch" / "main.py",
 }
+# The connector jars scripts/fetch_jars.sh resolved: the directory the local Spark session loads them from.
+DEFAULT_SPARK_JARS_DIR: Path = SparkSettings.model_fields["jars_dir"].default
 # MSK stacks run three brokers; topics.json holds the local single-broker factor 1.
 AWS_REPLICATION_FACTOR = 3
 _TOPIC_ACTIONS = {"created": Action.CREATE, "updated": Action.UPDATE, "unchanged": Action.UNCHANGED}
@@ -71,6 +74,7 @@ class DeployOptions:
     build_dir: Path = REPO_ROOT / ".cache" / "deploy" / "wheel"
     project_root: Path = REPO_ROOT
     job_scripts: Mapping[JobKind, Path] = field(default_factory=lambda: dict(DEFAULT_JOB_SCRIPTS))
+    spark_jars_dir: Path = field(default_factory=lambda: DEFAULT_SPARK_JARS_DIR)
     shipped_files: tuple[ShippedFile, ...] = DEFAULT_SHIPPED_FILES
     topics_file: Path = REPO_ROOT / "configs" / "kafka" / "topics.json"
     replication_factor: int | None = None
@@ -119,6 +123,19 @@ def _apply_topics(options: DeployOptions, kafka: KafkaSettings, environment: Env
     return items
 
 
+def _shipped_files(shipped_files: tuple[ShippedFile, ...], plan: DeployPlan) -> list[Artifact]:
+    """The config files the jobs read (topics, PHI policy) as artifacts; a missing one is a skipped plan line."""
+    files: list[Artifact] = []
+    for shipped in shipped_files:
+        if shipped.local_path.is_file():
+            files.append(file_artifact(ArtifactKind.FILE, shipped.name, shipped.local_path))
+        else:
+            setting = ".".join(shipped.settings_path)
+            plan.add(PlanItem(Component.ARTIFACT, shipped.name, Action.SKIPPED,
+                              f"{shipped.local_path} not found; the jobs use app_config's {setting}"))
+    return files
+
+
 def deploy(outputs: StackOutputs, options: DeployOptions, *,
            topic_applier: TopicApplier | None = None) -> DeployPlan:
     """Deploy (or with dry_run, plan) the apps on the stack described by `outputs`; returns the report."""
@@ -132,30 +149,25 @@ def deploy(outputs: StackOutputs, options: DeployOptions, *,
     wheel = _wheel(options)
     jobs = {job: file_artifact(ArtifactKind.JOB, f"{job.value} job script", path, f"{job.value}_main.py")
             for job, path in options.job_scripts.items()}
-    files: list[Artifact] = []
-    for shipped in options.shipped_files:
-        if shipped.local_path.is_file():
-            files.append(file_artifact(ArtifactKind.FILE, shipped.name, shipped.local_path))
-        else:
-            setting = ".".join(shipped.settings_path)
-            plan.add(PlanItem(Component.ARTIFACT, shipped.name, Action.SKIPPED,
-                              f"{shipped.local_path} not found; the jobs use app_config's {setting}"))
+    files = _shipped_files(options.shipped_files, plan)
+    jars = spark_jar_artifacts(options.spark_jars_dir)
     config = bytes_artifact(ArtifactKind.CONFIG, "app-config", CONFIG_FILE_NAME, rendered.body)
 
     # (3) Compare with the stack.
     s3 = aws.s3_client(settings.aws)
     emr = aws.emr_client(settings.aws)
     redshift = aws.redshift_data_client(settings.aws)
-    uploads = plan_uploads(s3, bucket, [wheel, *jobs.values(), *files, config])
+    uploads = plan_uploads(s3, bucket, [wheel, *jobs.values(), *files, *jars, config])
     plan.extend([item for _, item in uploads])
 
     state = load_state(s3, bucket, plan.environment)
     ddl_changes = plan_ddl(redshift_statements(), state.ddl, schema_migrated=options.schema_migrated)
     plan.extend([change.plan_item() for change in ddl_changes])
 
+    jar_uris = tuple(jar.uri(bucket) for jar in jars)
     job_artifacts = {
         job: JobArtifacts(job_uri=artifact.uri(bucket), wheel_uri=wheel.uri(bucket), config_uri=config.uri(bucket),
-                          file_uris=tuple((f.uri(bucket), f.filename) for f in files))
+                          jar_uris=jar_uris, file_uris=tuple((f.uri(bucket), f.filename) for f in files))
         for job, artifact in jobs.items()
     }
     desired_steps = [spark_submit_step(job, uris, settings) for job, uris in job_artifacts.items()]
@@ -163,7 +175,7 @@ def deploy(outputs: StackOutputs, options: DeployOptions, *,
 
     release = Release(wheel_uri=wheel.uri(bucket), config_uri=config.uri(bucket),
                       job_uris={job.value: a.uri(bucket) for job, a in jobs.items()},
-                      file_uris={f.filename: f.uri(bucket) for f in files})
+                      file_uris={f.filename: f.uri(bucket) for f in files}, jar_uris=list(jar_uris))
     new_state = state.model_copy(update={"ddl": {**state.ddl, **{
         c.statement.table: c.statement.digest for c in ddl_changes if c.action in (Action.CREATE, Action.UPDATE)}}})
     if not release.same_artifacts(state.current):

@@ -6,6 +6,11 @@ arguments are identical to the desired one and that is PENDING or RUNNING is lef
 content-addressed artifact keys, so "identical arguments" means "same code and same config". A step of the same name
 with other arguments is the previous release: it is cancelled (a running one is interrupted, so the streaming query
 stops at a batch boundary and the new step resumes from the checkpoint) and the new step is added.
+
+Why `--jars` and not `--packages`: the EMR nodes have no route to the internet (PHI network, infra/network.py), so
+Ivy cannot resolve Maven coordinates on the cluster. The connector jars (Kafka source/sink, Delta, MSK IAM auth) are
+the ones Maven resolved into .cache/jars/spark for local runs; the deploy uploads them as content-addressed artifacts
+and the step lists their s3:// URIs, so the cluster runs the very jars the jobs were tested with, offline.
 """
 
 from __future__ import annotations
@@ -13,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from importlib import metadata
 from typing import TYPE_CHECKING
 
 from libs.deploy.plan import Action, Component, PlanItem
-from libs.settings import KafkaSecurityProtocol, Settings
+from libs.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_emr import EMRClient
@@ -25,8 +29,9 @@ if TYPE_CHECKING:
 
 COMMAND_RUNNER_JAR = "command-runner.jar"
 CONFIG_ALIAS = "app-config.json"
-# IAM authentication for MSK (SASL/OAUTHBEARER); the Kafka client on the cluster needs this jar.
-MSK_IAM_AUTH_PACKAGE = "software.amazon.msk:aws-msk-iam-auth:2.2.0"
+# AddJobFlowSteps: "the string values passed into HadoopJarStep object cannot exceed a total of 10240 characters".
+# The --jars list (one content-addressed URI per connector jar) is most of a step, so the deploy checks the total.
+MAX_HADOOP_JAR_STEP_CHARS = 10240
 
 
 class JobKind(StrEnum):
@@ -52,7 +57,7 @@ ACTIVE_STATES = (StepState.PENDING, StepState.RUNNING)
 
 
 class EmrStepError(RuntimeError):
-    """EMR rejected a step call."""
+    """EMR rejected (or would reject) a step call."""
 
 
 def step_name(job: JobKind) -> str:
@@ -133,18 +138,6 @@ def reconcile(desired: Sequence[StepSpec], existing: Sequence[ExistingStep]) -> 
     return changes
 
 
-def spark_packages(settings: Settings) -> tuple[str, ...]:
-    """Maven coordinates of the connector jars, versioned like the pinned pyspark and delta-spark packages."""
-    spark = metadata.version("pyspark")
-    delta = metadata.version("delta-spark")
-    spark_minor = ".".join(spark.split(".")[:2])
-    packages = [f"org.apache.spark:spark-sql-kafka-0-10_2.13:{spark}",
-                f"io.delta:delta-spark_{spark_minor}_2.13:{delta}"]
-    if settings.kafka.security_protocol is KafkaSecurityProtocol.SASL_SSL:
-        packages.append(MSK_IAM_AUTH_PACKAGE)
-    return tuple(packages)
-
-
 @dataclass(frozen=True)
 class JobArtifacts:
     """S3 URIs a job step needs."""
@@ -152,7 +145,14 @@ class JobArtifacts:
     job_uri: str
     wheel_uri: str
     config_uri: str
+    jar_uris: tuple[str, ...]  # the connector jars, in a fixed order (the step arguments must be deterministic)
     file_uris: tuple[tuple[str, str], ...] = ()  # (uri, name in the container) of shipped config files
+
+    def __post_init__(self) -> None:
+        if not self.jar_uris:
+            msg = ("a Spark job step needs the connector jars (Kafka source/sink, Delta, MSK IAM auth): expected at "
+                   "least one jar URI, found none")
+            raise ValueError(msg)
 
 
 def spark_submit_step(job: JobKind, artifacts: JobArtifacts, settings: Settings) -> StepSpec:
@@ -163,7 +163,8 @@ def spark_submit_step(job: JobKind, artifacts: JobArtifacts, settings: Settings)
         "--master", "yarn",
         "--deploy-mode", "cluster",
         "--name", step_name(job),
-        "--packages", ",".join(spark_packages(settings)),
+        # The cluster cannot reach Maven Central: the jars come from the artifact bucket (see the module docstring).
+        "--jars", ",".join(artifacts.jar_uris),
         "--py-files", artifacts.wheel_uri,
         "--files", ",".join(files),
         # The apps read CLAIMS_CONFIG (libs.settings); YARN links --files into each container's working directory.
@@ -176,7 +177,15 @@ def spark_submit_step(job: JobKind, artifacts: JobArtifacts, settings: Settings)
         args += ["--conf", "spark.yarn.maxAppAttempts=4",
                  "--conf", "spark.yarn.am.attemptFailuresValidityInterval=1h"]
     args.append(artifacts.job_uri)
-    return StepSpec(name=step_name(job), args=tuple(args))
+    spec = StepSpec(name=step_name(job), args=tuple(args))
+    size = len(COMMAND_RUNNER_JAR) + sum(len(arg) for arg in spec.args)
+    if size > MAX_HADOOP_JAR_STEP_CHARS:
+        jars = len(",".join(artifacts.jar_uris))
+        msg = (f"step {spec.name}: EMR accepts at most {MAX_HADOOP_JAR_STEP_CHARS} characters of step arguments, "
+               f"found {size}, of which {jars} list the {len(artifacts.jar_uris)} connector jars; drop jars the jobs "
+               "do not need from tools/maven/spark/pom.xml (or exclude their dependencies) and run `make jars`")
+        raise EmrStepError(msg)
+    return spec
 
 
 def list_active_steps(emr: EMRClient, cluster_id: str) -> list[ExistingStep]:

@@ -25,12 +25,13 @@ class DeployStateError(RuntimeError):
 
 
 class Release(BaseModel):
-    """The artifacts one deploy pointed the jobs at."""
+    """The artifacts one deploy pointed the jobs at (ledgers written before jars were shipped read as no jars)."""
 
     wheel_uri: str
     config_uri: str
     job_uris: dict[str, str]
     file_uris: dict[str, str] = Field(default_factory=dict)
+    jar_uris: list[str] = Field(default_factory=list, description="Spark connector jars, in `--jars` order.")
     deployed_at: datetime | None = None
 
     def same_artifacts(self, other: Release | None) -> bool:

@@ -1,8 +1,10 @@
-"""Fixtures for the deploy tests: a moto server on loopback, a synthetic dev stack on it, and a wheel built once."""
+"""Fixtures for the deploy tests: a moto server on loopback, a synthetic dev stack on it, a wheel built once, and a
+directory of synthetic connector jars."""
 
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,3 +151,26 @@ def job_scripts(tmp_path: Path) -> dict[JobKind, Path]:
         path.write_text(f'"""Synthetic {job.value} job."""\nprint("{job.value}")\n', encoding="utf-8")
         scripts[job] = path
     return scripts
+
+
+# Named like the jars scripts/fetch_jars.sh resolves (the deploy requires the first three by name).
+SYNTHETIC_SPARK_JARS = ("spark-sql-kafka-0-10_2.13-4.0.2.jar", "delta-spark_2.13-4.0.0.jar",
+                        "aws-msk-iam-auth-2.2.0.jar", "kafka-clients-3.9.1.jar", "sts-2.26.8.jar")
+
+
+def write_jar(path: Path, marker: str) -> Path:
+    """A small, valid jar (a zip with a manifest) whose bytes depend on `marker` only."""
+    with zipfile.ZipFile(path, "w") as jar:
+        jar.writestr(zipfile.ZipInfo("META-INF/MANIFEST.MF", date_time=(1980, 1, 1, 0, 0, 0)),
+                     f"Manifest-Version: 1.0\nX-Synthetic: {marker}\n")
+    return path
+
+
+@pytest.fixture
+def spark_jars(tmp_path: Path) -> Path:
+    """A connector jar directory like .cache/jars/spark, with small synthetic jars (the real ones weigh ~30 MB)."""
+    jars_dir = tmp_path / "jars" / "spark"
+    jars_dir.mkdir(parents=True)
+    for name in SYNTHETIC_SPARK_JARS:
+        write_jar(jars_dir / name, name)
+    return jars_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,14 @@ from libs.deploy.artifacts import (
     ArtifactKind,
     bytes_artifact,
     find_wheel,
+    sha256_hex,
+    spark_jar_artifacts,
     wheel_artifact,
     wheel_content_digest,
 )
+from libs.deploy.deployer import DEFAULT_SPARK_JARS_DIR
 from libs.deploy.plan import Action, Component, DeployPlan, PlanItem
+from tests.deploy.conftest import SYNTHETIC_SPARK_JARS
 
 
 def _zip(path: Path, members: dict[str, bytes], date_time: tuple[int, int, int, int, int, int]) -> Path:
@@ -60,6 +65,50 @@ def test_broken_wheel_is_reported_with_its_path(tmp_path: Path) -> None:
 
     with pytest.raises(ArtifactError, match=r"expected a wheel \(zip archive\)"):
         wheel_content_digest(broken)
+
+
+def test_connector_jars_are_content_addressed_artifacts_in_file_name_order(spark_jars: Path) -> None:
+    (spark_jars / "notes.txt").write_text("not a jar", encoding="utf-8")
+
+    jars = spark_jar_artifacts(spark_jars)
+
+    assert [jar.filename for jar in jars] == sorted(SYNTHETIC_SPARK_JARS)
+    for jar in jars:
+        assert jar.kind is ArtifactKind.JAR
+        assert jar.digest == sha256_hex((spark_jars / jar.filename).read_bytes())
+        assert jar.key == f"artifacts/jar/{jar.digest}/{jar.filename}"
+        assert jar.content_type == "application/java-archive"
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_no_connector_jars_fails_naming_make_jars(tmp_path: Path, state: str) -> None:
+    jars_dir = tmp_path / "spark"
+    if state == "empty":
+        jars_dir.mkdir()
+
+    with pytest.raises(ArtifactError, match=r"expected the Spark connector jars resolved by Maven.*`make jars`") as err:
+        spark_jar_artifacts(jars_dir)
+
+    assert str(jars_dir) in str(err.value)
+    assert ("no such directory" if state == "missing" else "found 0 jars") in str(err.value)
+
+
+def test_a_resolution_without_the_msk_auth_jar_is_refused(spark_jars: Path) -> None:
+    # What an older `make jars` left behind: Kafka and Delta, but no IAM login module for MSK.
+    (spark_jars / "aws-msk-iam-auth-2.2.0.jar").unlink()
+
+    with pytest.raises(ArtifactError, match=r"including aws-msk-iam-auth-\*\.jar; found 4 jars\. Run `make jars`"):
+        spark_jar_artifacts(spark_jars)
+
+
+def test_the_resolved_connector_jars_are_what_a_deploy_ships() -> None:
+    # The real resolution (scripts/fetch_jars.sh, which the Spark tests need as well): the deploy accepts it, and its
+    # Kafka and Delta connectors are the versions of the installed pyspark and delta-spark.
+    names = [jar.filename for jar in spark_jar_artifacts(DEFAULT_SPARK_JARS_DIR)]
+
+    assert f"spark-sql-kafka-0-10_2.13-{metadata.version('pyspark')}.jar" in names
+    assert f"delta-spark_2.13-{metadata.version('delta-spark')}.jar" in names
+    assert any(name.startswith("aws-msk-iam-auth-") for name in names)
 
 
 def test_plan_counts_only_changing_items_and_summarises() -> None:
