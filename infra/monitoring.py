@@ -1,18 +1,30 @@
-"""Metrics and alerting: Amazon Managed Prometheus (AMP) with the pipeline's rules, plus optional in-cluster
-Prometheus and Grafana on Kubernetes.
+"""Metrics and alerting: Amazon Managed Prometheus (AMP) with the pipeline's rules, Alertmanager routes and scrape
+configuration, plus optional in-cluster Prometheus and Grafana on Kubernetes.
 
 Why AMP: the apps on EMR remote-write their Prometheus metrics (lag, rejects per reason code, throughput) into a
 managed, KMS-encrypted workspace; the alert rules in configs/monitoring/prometheus-rules.yaml are evaluated there, so
-alerting works without any cluster of our own. Teams that already run Kubernetes can also get Prometheus + Grafana
-(kube-prometheus-stack) with the dashboards in configs/monitoring/grafana/*.json; the Kubernetes provider is created
-by the program from stack config and passed in, never built here.
+alerting works without any cluster of our own. Everything comes from the same files the local Prometheus uses
+(`make monitor-up`) and the tests check with promtool and amtool:
+
+- prometheus-rules.yaml -> the workspace's rule group namespace, unchanged;
+- alertmanager.yml -> the workspace's Alertmanager definition: the same routes by severity, each receiver given an
+  SNS topic of its own (KMS-encrypted; SNS is the only receiver type AMP supports), subscribed to by the on-call
+  tooling outside this stack;
+- scrape-jobs.yaml -> the scrape configuration of the Prometheus agent that runs beside the apps and remote-writes
+  to the workspace (SigV4), stored in SSM Parameter Store for the nodes to read, and added to the in-cluster
+  Prometheus when Kubernetes is enabled.
+
+Teams that already run Kubernetes can also get Prometheus + Grafana (kube-prometheus-stack) with the dashboards in
+configs/monitoring/grafana/*.json; the Kubernetes provider is created by the program from stack config and passed
+in, never built here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +35,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 DASHBOARD_LABEL = "grafana_dashboard"
+ALERTMANAGER_FILE = "alertmanager.yml"
+SCRAPE_JOBS_FILE = "scrape-jobs.yaml"
 PROMETHEUS_CHART = "kube-prometheus-stack"
 PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 
@@ -33,10 +47,13 @@ class MonitoringAssetError(ValueError):
 
 @dataclass(frozen=True)
 class MonitoringAssets:
-    """The rule groups (Prometheus rules YAML text) and dashboards (file name -> JSON text) to deploy."""
+    """The rule groups (Prometheus rules YAML text), dashboards (file name -> JSON text), the Alertmanager
+    configuration and the scrape jobs (YAML texts; without them no Alertmanager definition or agent config)."""
 
     rule_groups_yaml: str
     dashboards: Mapping[str, str] = field(default_factory=dict)
+    alertmanager_yaml: str | None = None
+    scrape_jobs_yaml: str | None = None
 
 
 def validate_rule_groups(text: str, source: str) -> str:
@@ -57,12 +74,51 @@ def validate_rule_groups(text: str, source: str) -> str:
     return text
 
 
-def load_monitoring_assets(rules_file: Path, dashboards_dir: Path) -> MonitoringAssets:
-    """Read the rules file (required) and every dashboard JSON (optional directory)."""
+def validate_alertmanager(text: str, source: str) -> str:
+    """Check the text is an Alertmanager configuration with a route and named receivers; return it unchanged."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        msg = f"{source}: expected Alertmanager YAML, found invalid YAML ({error})"
+        raise MonitoringAssetError(msg) from None
+    receivers = document.get("receivers") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or not isinstance(document.get("route"), dict) or not receivers:
+        msg = f"{source}: expected a mapping with a 'route' and a non-empty 'receivers' list"
+        raise MonitoringAssetError(msg)
+    if any(not isinstance(receiver, dict) or not receiver.get("name") for receiver in receivers):
+        msg = f"{source}: expected every receiver to have a 'name'"
+        raise MonitoringAssetError(msg)
+    return text
+
+
+def validate_scrape_jobs(text: str, source: str) -> str:
+    """Check the text lists scrape jobs, each with a job_name and an integer port; return it unchanged."""
+    document = yaml.safe_load(text)
+    jobs = document.get("jobs") if isinstance(document, dict) else None
+    if not isinstance(jobs, list) or not jobs or any(
+            not isinstance(job, dict) or not job.get("job_name") or not isinstance(job.get("port"), int)
+            for job in jobs):
+        msg = f"{source}: expected a non-empty 'jobs' list, each with 'job_name' and an integer 'port'"
+        raise MonitoringAssetError(msg)
+    return text
+
+
+def _optional_text(path: Path | None, validate: Callable[[str, str], str]) -> str | None:
+    if path is None or not path.is_file():
+        return None
+    return validate(path.read_text(encoding="utf-8"), str(path))
+
+
+def load_monitoring_assets(rules_file: Path, dashboards_dir: Path, alertmanager_file: Path | None = None,
+                           scrape_jobs_file: Path | None = None) -> MonitoringAssets:
+    """Read the rules file (required), every dashboard JSON (optional directory), and the Alertmanager and
+    scrape-jobs files (by default alertmanager.yml and scrape-jobs.yaml beside the rules file, when present)."""
     if not rules_file.is_file():
         msg = f"{rules_file}: expected the Prometheus rules file (monitoring.rulesFile), found no such file"
         raise MonitoringAssetError(msg)
     rules = validate_rule_groups(rules_file.read_text(encoding="utf-8"), str(rules_file))
+    alertmanager = _optional_text(alertmanager_file or rules_file.parent / ALERTMANAGER_FILE, validate_alertmanager)
+    scrape_jobs = _optional_text(scrape_jobs_file or rules_file.parent / SCRAPE_JOBS_FILE, validate_scrape_jobs)
     dashboards: dict[str, str] = {}
     for path in sorted(dashboards_dir.glob("*.json")) if dashboards_dir.is_dir() else []:
         text = path.read_text(encoding="utf-8")
@@ -72,7 +128,69 @@ def load_monitoring_assets(rules_file: Path, dashboards_dir: Path) -> Monitoring
             msg = f"{path}:{error.lineno}: expected a Grafana dashboard JSON document, found invalid JSON"
             raise MonitoringAssetError(msg) from None
         dashboards[path.name] = text
-    return MonitoringAssets(rule_groups_yaml=rules, dashboards=dashboards)
+    return MonitoringAssets(rule_groups_yaml=rules, dashboards=dashboards, alertmanager_yaml=alertmanager,
+                            scrape_jobs_yaml=scrape_jobs)
+
+
+def amp_alertmanager_definition(alertmanager_yaml: str, topic_arns: Mapping[str, str], region: str) -> str:
+    """The AMP Alertmanager definition: the same routes, each receiver publishing to its SNS topic (SigV4).
+
+    AMP wants the Alertmanager configuration as a string under `alertmanager_config`, and accepts SNS receivers only;
+    message attributes carry the receiver so one subscription filter can tell pages from the rest.
+    """
+    document = yaml.safe_load(alertmanager_yaml)
+    for receiver in document["receivers"]:
+        name = receiver["name"]
+        if name not in topic_arns:
+            msg = f"alertmanager receivers: expected an SNS topic for {name!r}, found topics for {sorted(topic_arns)}"
+            raise MonitoringAssetError(msg)
+        receiver["sns_configs"] = [{"topic_arn": topic_arns[name], "sigv4": {"region": region},
+                                    "attributes": {"receiver": name}}]
+    # A literal block keeps the embedded configuration readable in the console and in diffs.
+    return "alertmanager_config: |\n" + textwrap.indent(yaml.safe_dump(document, sort_keys=False), "  ")
+
+
+def receiver_names(alertmanager_yaml: str) -> list[str]:
+    """The receivers of an Alertmanager configuration, in file order."""
+    return [str(receiver["name"]) for receiver in yaml.safe_load(alertmanager_yaml)["receivers"]]
+
+
+def scrape_configs(scrape_jobs_yaml: str, host: str = "localhost") -> list[dict[str, Any]]:
+    """One static scrape config per job of scrape-jobs.yaml, at `host` and the job's port."""
+    document = yaml.safe_load(scrape_jobs_yaml)
+    return [{"job_name": job["job_name"], "metrics_path": job.get("metrics_path", "/metrics"),
+             "static_configs": [{"targets": [f"{host}:{job['port']}"]}]} for job in document["jobs"]]
+
+
+def agent_config(scrape_jobs_yaml: str, *, remote_write_url: str, region: str, cluster: str,
+                 host: str = "localhost") -> str:
+    """prometheus.yml of the agent beside the apps: the pipeline's scrape jobs, remote-written to AMP with SigV4."""
+    document = yaml.safe_load(scrape_jobs_yaml)
+    config = {
+        "global": {"scrape_interval": document.get("scrape_interval", "15s"),
+                   "scrape_timeout": document.get("scrape_timeout", "10s"),
+                   "external_labels": {"cluster": cluster}},
+        "scrape_configs": scrape_configs(scrape_jobs_yaml, host),
+        "remote_write": [{"url": remote_write_url, "sigv4": {"region": region},
+                          # Small batches, sent often: alerts see fresh data without a large memory buffer.
+                          "queue_config": {"max_samples_per_send": 1000, "batch_send_deadline": "5s"}}],
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def amp_publish_policy(topic_arn: str, workspace_arn: str) -> dict[str, Any]:
+    """SNS topic policy: only this AMP workspace's Alertmanager may publish (confused-deputy guard on the ARN)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowManagedPrometheusAlertmanager",
+            "Effect": "Allow",
+            "Principal": {"Service": "aps.amazonaws.com"},
+            "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+            "Resource": topic_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": workspace_arn}},
+        }],
+    }
 
 
 def configmap_name(file_name: str) -> str:
@@ -103,6 +221,10 @@ class MonitoringArgs:
 
     def __post_init__(self) -> None:
         validate_rule_groups(self.assets.rule_groups_yaml, "MonitoringArgs.assets.rule_groups_yaml")
+        if self.assets.alertmanager_yaml is not None:
+            validate_alertmanager(self.assets.alertmanager_yaml, "MonitoringArgs.assets.alertmanager_yaml")
+        if self.assets.scrape_jobs_yaml is not None:
+            validate_scrape_jobs(self.assets.scrape_jobs_yaml, "MonitoringArgs.assets.scrape_jobs_yaml")
         names = [configmap_name(name) for name in self.assets.dashboards]
         if len(set(names)) != len(names):
             msg = f"MonitoringArgs.assets.dashboards: expected distinct dashboard names, found {sorted(names)}"
@@ -116,6 +238,8 @@ class Monitoring(pulumi.ComponentResource):
     workspace_arn: pulumi.Output[str]
     prometheus_endpoint: pulumi.Output[str]
     remote_write_url: pulumi.Output[str]
+    alert_topic_arns: dict[str, pulumi.Output[str]]
+    agent_config_parameter: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("claims:monitoring:Monitoring", name, None, opts)
@@ -129,11 +253,15 @@ class Monitoring(pulumi.ComponentResource):
         self.prometheus_endpoint = workspace.prometheus_endpoint
         self.remote_write_url = workspace.prometheus_endpoint.apply(
             lambda endpoint: f"{endpoint.rstrip('/')}/api/v1/remote_write")
+        self.alert_topic_arns = self._create_alertmanager(workspace)
+        self.agent_config_parameter = self._create_agent_config()
         if args.kubernetes is not None:
             self._create_kubernetes_stack(args.kubernetes)
         self.register_outputs({
             "workspace_id": self.workspace_id,
             "remote_write_url": self.remote_write_url,
+            "alert_topic_arns": self.alert_topic_arns,
+            "agent_config_parameter": self.agent_config_parameter,
         })
 
     def _child(self, provider: pulumi.ProviderResource | None = None) -> pulumi.ResourceOptions:
@@ -148,6 +276,41 @@ class Monitoring(pulumi.ComponentResource):
             # AMP wants the log-stream wildcard form of the log group ARN.
             logging_configuration={"log_group_arn": log_group.arn.apply(lambda arn: f"{arn.removesuffix(':*')}:*")},
             opts=self._child())
+
+    def _create_alertmanager(self, workspace: aws.amp.Workspace) -> dict[str, pulumi.Output[str]]:
+        """One encrypted SNS topic per receiver, AMP allowed to publish to it, and the Alertmanager definition."""
+        text = self._args.assets.alertmanager_yaml
+        if text is None:
+            return {}
+        topics: dict[str, pulumi.Output[str]] = {}
+        for receiver in receiver_names(text):
+            topic = aws.sns.Topic(f"{self._name}-{receiver}", name=f"{self._name}-{receiver}",
+                                  kms_master_key_id=self._args.kms_key_arn, opts=self._child())
+            aws.sns.TopicPolicy(f"{self._name}-{receiver}-policy", arn=topic.arn,
+                                policy=pulumi.Output.all(topic.arn, workspace.arn).apply(
+                                    lambda arns: json.dumps(amp_publish_policy(arns[0], arns[1]))),
+                                opts=self._child())
+            topics[receiver] = topic.arn
+        region = self._args.region
+        definition = pulumi.Output.all(**topics).apply(
+            lambda arns: amp_alertmanager_definition(text, arns, region))
+        aws.amp.AlertManagerDefinition(f"{self._name}-alertmanager", workspace_id=workspace.id,
+                                       definition=definition, opts=self._child())
+        return topics
+
+    def _create_agent_config(self) -> pulumi.Output[str] | None:
+        """The agent's prometheus.yml in SSM Parameter Store (read by the nodes that run the apps)."""
+        text = self._args.assets.scrape_jobs_yaml
+        if text is None:
+            return None
+        region, cluster = self._args.region, self._name
+        value = self.remote_write_url.apply(
+            lambda url: agent_config(text, remote_write_url=url, region=region, cluster=cluster))
+        parameter = aws.ssm.Parameter(
+            f"{self._name}-agent-config", name=f"/claims/{self._name}/prometheus-agent.yml", type="String",
+            value=value, tier="Standard", opts=self._child(),
+            description="Prometheus agent configuration, from configs/monitoring/scrape-jobs.yaml")
+        return parameter.name
 
     def _create_kubernetes_stack(self, kube: KubernetesMonitoringArgs) -> None:
         namespace = k8s.core.v1.Namespace(
@@ -183,6 +346,9 @@ class Monitoring(pulumi.ComponentResource):
                     # Local retention is short: AMP holds the long-term series and evaluates the alert rules.
                     "retention": "24h",
                     "remoteWrite": [{"url": remote_write_url, "sigv4": {"region": region}}],
+                    # The pipeline's own jobs (scrape-jobs.yaml), beside the chart's Kubernetes ones.
+                    "additionalScrapeConfigs": (scrape_configs(self._args.assets.scrape_jobs_yaml)
+                                                if self._args.assets.scrape_jobs_yaml else []),
                 },
             },
             "grafana": {

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 
-from libs.phi.logging import configure_logging, safe_exception_message
+from libs.monitoring.assets import BATCH_STATUS_FILE
+from libs.monitoring.lag import record_batch_run
+from libs.phi.logging import LogFormat, configure_logging, default_log_format, safe_exception_message
 from libs.settings import Settings, load_settings
 
 log = logging.getLogger("claims.batch")
@@ -40,14 +43,17 @@ def run(settings: Settings, day: date | None) -> int:
     from libs.batch.job import run_batch  # noqa: PLC0415  (PySpark only when a job runs)
     from libs.spark.session import build_spark_session  # noqa: PLC0415
 
+    started = time.time()
     spark = build_spark_session(settings.spark, app_name="claims-batch")
     try:
         result = run_batch(spark, settings, day)
     except Exception as exc:  # noqa: BLE001  (recorded in batch_runs by run_batch; the exit code carries it)
         log.error("batch failed: %s", safe_exception_message(exc))
+        record_batch_run(BATCH_STATUS_FILE, succeeded=False, day=day, started_at=started)  # alert: ClaimsBatchJobFailed
         return 1
     finally:
         spark.stop()
+    record_batch_run(BATCH_STATUS_FILE, succeeded=True, day=day, started_at=started)
     log.info("batch %s: %s", result.run.batch_run_id, result.counts)
     return 0
 
@@ -58,10 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--date", type=parse_day, help="day of claims to process, YYYY-MM-DD (default: yesterday UTC)")
     group.add_argument("--all", action="store_true", help="process every claim in silver")
+    parser.add_argument("--log-format", choices=[f.value for f in LogFormat], default=None,
+                        help="file: .local/logs/batch.log; json: stderr (default: file locally, json elsewhere)")
     args = parser.parse_args(argv)
-    configure_logging()
+    settings = load_settings()
+    configure_logging(process="batch", log_format=args.log_format or default_log_format(settings.environment))
     day = None if args.all else (args.date or yesterday_utc())
-    return run(load_settings(), day)
+    return run(settings, day)
 
 
 if __name__ == "__main__":

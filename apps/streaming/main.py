@@ -14,7 +14,7 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
-from libs.phi.logging import configure_logging, safe_exception_message
+from libs.phi.logging import LogFormat, configure_logging, default_log_format, safe_exception_message
 from libs.settings import Settings, load_settings
 from libs.spark.session import build_spark_session
 from libs.streaming.query import RunningQuery, start_claims_query
@@ -35,8 +35,10 @@ def run_stream(settings: Settings, *, available_now: bool = False, metrics_port:
 
 
 def serve(settings: Settings, *, available_now: bool = False, metrics_port: int | None = None) -> int:
-    """Run the query until it stops (availableNow) or a signal arrives; 0 when it ended without an error."""
-    configure_logging()
+    """Run the query until it stops (availableNow) or a signal arrives; 0 when it ended without an error.
+
+    Logging is the entry point's to set up (`main` here, the `claims` callback for `claims stream`).
+    """
     running = run_stream(settings, available_now=available_now, metrics_port=metrics_port)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -57,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     """spark-submit entry point."""
     parser = argparse.ArgumentParser(description="Claims streaming job")
     parser.add_argument("--available-now", action="store_true", help="drain the raw topic and stop")
+    parser.add_argument("--log-format", choices=[f.value for f in LogFormat], default=None,
+                        help="file: .local/logs/stream.log; json: stderr (default: file locally, json elsewhere)")
     args = parser.parse_args(argv)
-    return serve(load_settings(), available_now=args.available_now)
+    settings = load_settings()
+    configure_logging(process="stream", log_format=args.log_format or default_log_format(settings.environment))
+    return serve(settings, available_now=args.available_now)
 
 
 if __name__ == "__main__":

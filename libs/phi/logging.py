@@ -13,6 +13,13 @@ PHI must never reach them. Protection is layered because no single rule catches 
    pydantic validation errors rendered without their input) and withholds the rest; tracebacks keep only
    file/line/function.
 Bare 10-digit numbers preceded by 'npi' are kept: NPIs identify providers, not patients, and operators need them.
+
+One set-up for every process (`configure_logging`): JSON lines through the scrubber, to `.local/logs/<process>.log`
+by default (the terminal stays readable for progress bars and tables) or to stderr with `--log-format json` (how a
+service runs: the platform collects stderr). A correlation id (`<run or request id>:<record index>`, carried in each
+Kafka record's `correlation_id` header) is held in a context variable: `correlation_scope(id)` binds it for a block of
+work and every log line inside carries it, so one claim can be followed from the producer or the API into the
+stream's logs (libs.monitoring.correlation logs the stream side; docs/operations.md shows the walk).
 """
 
 from __future__ import annotations
@@ -22,7 +29,11 @@ import logging
 import re
 import sys
 import traceback
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from enum import StrEnum
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -32,6 +43,7 @@ from pydantic import BaseModel, ValidationError
 from libs.model import phi_fields
 from libs.phi.envelope import is_ciphertext
 from libs.phi.tokens import is_token
+from libs.settings import LOCAL_DIR, Environment
 
 REDACTED = "[REDACTED]"
 _EXACT_PHI_KEYS = frozenset(
@@ -167,16 +179,65 @@ def scrub_exception(_logger: Any, _method: str, event_dict: MutableMapping[str, 
 
 
 def scrub_phi(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Redact PHI-named keys and PHI-looking text in every field; structlog's own '_' fields are left alone."""
+    """Redact PHI-named keys and PHI-looking text in every field; structlog's own '_' fields are left alone.
+
+    A well-formed correlation id is kept verbatim (random hex and a record number: no PHI, and a digit run inside it
+    must not be mistaken for a phone number); anything else under that key is scrubbed like any other field.
+    """
     for key in list(event_dict):
+        if key == CORRELATION_KEY and is_correlation_id(event_dict[key]):
+            continue
         if not key.startswith("_"):
             event_dict[key] = scrub_value(event_dict[key], None if key == "event" else key)
+    return event_dict
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Correlation id
+# --------------------------------------------------------------------------------------------------------------------
+
+CORRELATION_KEY = "correlation_id"
+_CORRELATION_RE = re.compile(r"[0-9a-f]{32}(?::\d{1,12})?")
+_correlation_id: ContextVar[str | None] = ContextVar("claims_correlation_id", default=None)
+
+
+def is_correlation_id(value: Any) -> bool:
+    """Whether `value` is a run/request id (32 hex digits) or a record's id (`<run id>:<index>`)."""
+    return isinstance(value, str) and _CORRELATION_RE.fullmatch(value) is not None
+
+
+def current_correlation_id() -> str | None:
+    """The correlation id bound in this context (thread, task), if any."""
+    return _correlation_id.get()
+
+
+@contextmanager
+def correlation_scope(correlation_id: str | None) -> Iterator[str | None]:
+    """Bind `correlation_id` to every log line written inside the block (restored afterwards, also on errors).
+
+    The producer binds its run id around a produce run, the API its request id around a request; contextvars follow
+    asyncio tasks and are per thread, so concurrent requests do not mix their ids.
+    """
+    token = _correlation_id.set(correlation_id)
+    try:
+        yield correlation_id
+    finally:
+        _correlation_id.reset(token)
+
+
+def add_correlation_id(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Add the bound correlation id to a log event that does not name one itself."""
+    bound = _correlation_id.get()
+    if bound is not None and CORRELATION_KEY not in event_dict:
+        event_dict[CORRELATION_KEY] = bound
     return event_dict
 
 
 def _shared_processors() -> list[Callable[..., Any]]:
     return [
         structlog.contextvars.merge_contextvars,
+        add_correlation_id,
+        add_process,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -185,22 +246,88 @@ def _shared_processors() -> list[Callable[..., Any]]:
     ]
 
 
-def configure_logging(level: int | str = logging.INFO, stream: TextIO | None = None) -> None:
-    """JSON logs on `stream` (stderr) for structlog and stdlib loggers alike, both through the PHI scrubber."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+class LogFormat(StrEnum):
+    """Where a process writes its JSON log lines."""
+
+    FILE = "file"  # .local/logs/<process>.log: the terminal keeps progress bars and summaries
+    JSON = "json"  # stderr, one JSON object per line: how a service runs (EMR steps, containers)
+
+
+LOG_DIR = LOCAL_DIR / "logs"
+# Libraries that narrate at INFO: py4j logs every Python<->JVM connection it opens or closes (hundreds per stream run).
+QUIET_LOGGERS = {"py4j": logging.WARNING}
+_LOG_FILES: dict[Path, TextIO] = {}
+_configured = False
+_process: str | None = None
+
+
+def add_process(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Name the process on every line (a module global, not a context variable: worker threads log too)."""
+    if _process is not None:
+        event_dict.setdefault("process", _process)
+    return event_dict
+
+
+def default_log_format(environment: Environment | str = Environment.LOCAL) -> LogFormat:
+    """A file on a developer's machine; stderr wherever a platform collects it (every deployed environment)."""
+    return LogFormat.FILE if Environment(environment) is Environment.LOCAL else LogFormat.JSON
+
+
+def _log_file(path: Path) -> TextIO:
+    # One open handle per file for the process' lifetime: handlers are replaced on reconfiguration, the file is not.
+    handle = _LOG_FILES.get(path)
+    if handle is None or handle.closed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a", encoding="utf-8")
+        _LOG_FILES[path] = handle
+    return handle
+
+
+def configure_logging(
+    level: int | str = logging.INFO,
+    stream: TextIO | None = None,
+    *,
+    process: str | None = None,
+    log_format: LogFormat | str | None = None,
+    log_dir: Path = LOG_DIR,
+) -> Path | None:
+    """JSON logs for structlog and stdlib loggers alike, through the PHI scrubber; returns the log file, if any.
+
+    Entry points call it once with their `process` name (`stream`, `batch`, `producer`, `cli-<command>`):
+    `log_format` FILE (default) appends to `log_dir/<process>.log`, JSON writes to stderr; an explicit `stream` wins
+    over both. A later call without `process`, `log_format` or `stream` (from library code that wants logging set
+    up) keeps the entry point's configuration instead of replacing it.
+    """
+    global _configured  # noqa: PLW0603  (one logging set-up per process)
+    if _configured and stream is None and process is None and log_format is None:
+        return None
+    target: Path | None = None
+    if stream is None:
+        if LogFormat(log_format or LogFormat.FILE) is LogFormat.FILE:
+            target = log_dir / f"{process or 'claims'}.log"
+            stream = _log_file(target)
+        else:
+            stream = sys.stderr
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_shared_processors(),
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *_shared_processors()],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],
     ))
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(level)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)
     structlog.configure(
         processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+    _configured = True
+    global _process  # noqa: PLW0603
+    _process = process or _process
+    return target
 
 
 def get_logger(name: str | None = None) -> Any:
