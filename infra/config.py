@@ -228,6 +228,48 @@ class MonitoringConfig(_Section):
                                          description="In-cluster Prometheus and Grafana.")
 
 
+class ApiConfig(_Section):
+    """The claims REST API on the monitoring Kubernetes cluster (infra/api_service.py)."""
+
+    enabled: bool = Field(default=False, description="Deploy the API; needs monitoring.kubernetes.enabled.")
+    image: str | None = Field(default=None, description="Container image (registry/repo:tag or @sha256 digest).")
+    namespace: str = Field(default="claims-api", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                           description="Kubernetes namespace of the API.")
+    replicas_min: int = Field(default=2, ge=1, description="Autoscaler lower bound (and initial replicas).")
+    replicas_max: int = Field(default=6, ge=1, description="Autoscaler upper bound.")
+    cpu_target_percent: int = Field(default=70, ge=10, le=95, description="Average CPU the autoscaler aims for.")
+    allowed_cidrs: list[str] = Field(default=["10.0.0.0/8"], min_length=1,
+                                     description="Private ranges allowed to reach the API (load balancer, policy).")
+    tls_secret_name: str = Field(default="claims-api-tls",
+                                 description="Kubernetes TLS secret (tls.crt, tls.key) the pods serve HTTPS with.")
+    tokenization_secret_name: str = Field(default="claims-tokenization",
+                                          description="Kubernetes secret (key 'secret') synced from Secrets Manager.")
+    role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
+                                 description="IRSA role of the API pods (MSK, KMS, S3, Redshift Data API).")
+    jwks_url: str | None = Field(default=None, pattern=r"^https://",
+                                 description="The OAuth2 issuer's JWKS URL; rendered into app_config.api.")
+    issuer: str | None = Field(default=None, description="Expected `iss` of bearer tokens.")
+    audience: str = Field(default="claims-api", description="Expected `aud` of bearer tokens.")
+
+    @model_validator(mode="after")
+    def _enabled_needs_what_it_runs_with(self) -> Self:
+        if self.replicas_max < self.replicas_min:
+            msg = f"api.replicasMax: expected >= api.replicasMin ({self.replicas_min}), found {self.replicas_max}"
+            raise ValueError(msg)
+        for cidr in self.allowed_cidrs:
+            network = ipaddress.ip_network(cidr, strict=False)
+            if not network.is_private:
+                msg = f"api.allowedCidrs: expected private ranges only (the API is internal), found {cidr}"
+                raise ValueError(msg)
+        if self.enabled:
+            missing = [key for key, value in (("image", self.image), ("roleArn", self.role_arn),
+                                              ("jwksUrl", self.jwks_url), ("issuer", self.issuer)) if not value]
+            if missing:
+                msg = f"api.{missing[0]}: expected a value when api.enabled is true, found none"
+                raise ValueError(msg)
+        return self
+
+
 class StackConfig(_Section):
     """Everything one stack (dev, staging, prod) needs; built from `medical-claims:*` and `aws:region`."""
 
@@ -242,6 +284,7 @@ class StackConfig(_Section):
     redshift: RedshiftConfig = Field(default_factory=RedshiftConfig, description="Redshift sizing.")
     lake: LakeConfig = Field(default_factory=LakeConfig, description="S3 lake lifecycle.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig, description="Prometheus and Grafana.")
+    api: ApiConfig = Field(default_factory=ApiConfig, description="The REST API on the Kubernetes cluster.")
 
     @model_validator(mode="after")
     def _cross_section_rules(self) -> Self:
@@ -250,6 +293,10 @@ class StackConfig(_Section):
             # MSK places the same number of brokers in every client subnet (one subnet per AZ).
             msg = (f"kafka.brokerCount: expected a multiple of the {zones} availability zones in "
                    f"network.availabilityZones, found {self.kafka.broker_count}")
+            raise ValueError(msg)
+        if self.api.enabled and not self.monitoring.kubernetes.enabled:
+            msg = ("api.enabled: expected monitoring.kubernetes.enabled (the API runs on that cluster), "
+                   "found it disabled")
             raise ValueError(msg)
         if self.environment is DeployEnvironment.PROD:
             unsafe = {
@@ -303,6 +350,6 @@ def load_stack_config() -> StackConfig:
         "costCenter": project.get("costCenter"),
         "extraTags": project.get_object("extraTags"),
     }
-    for section in ("network", "kafka", "emr", "redshift", "lake", "monitoring"):
+    for section in ("network", "kafka", "emr", "redshift", "lake", "monitoring", "api"):
         raw[section] = project.get_object(section)
     return parse_stack_config({key: value for key, value in raw.items() if value is not None})

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.api_service import ApiService, ApiServiceArgs
 from infra.config import StackConfig, load_stack_config
 from infra.data_lake import BucketRole, DataLake, DataLakeArgs
 from infra.emr_bootstrap import runtime_requirements
@@ -57,13 +58,16 @@ def build_stack(assets: MonitoringAssets | None = None) -> dict[str, Any]:
         instance_type=config.kafka.instance_type, ebs_volume_gb=config.kafka.ebs_volume_gb,
         log_retention_days=config.kafka.log_retention_days))
     warehouse = _warehouse(config, prefix, network, lake)
+    kubernetes = _kubernetes(config, prefix)
     monitoring = Monitoring(f"{prefix}-monitoring", MonitoringArgs(
         region=config.region, kms_key_arn=lake.kms_key_arn, assets=assets,
-        log_retention_days=config.monitoring.log_retention_days, kubernetes=_kubernetes(config, prefix)))
+        log_retention_days=config.monitoring.log_retention_days, kubernetes=kubernetes))
     spark = _spark(config=config, prefix=prefix, network=network, lake=lake, kafka=kafka, warehouse=warehouse,
                    monitoring=monitoring, account_id=identity.account_id)
-    return _outputs(config=config, lake=lake, kafka=kafka, warehouse=warehouse, monitoring=monitoring, spark=spark,
-                    network=network)
+    outputs = _outputs(config=config, lake=lake, kafka=kafka, warehouse=warehouse, monitoring=monitoring, spark=spark,
+                       network=network)
+    _api(config, prefix, kubernetes, outputs["app_config"])
+    return outputs
 
 
 def main() -> None:
@@ -103,6 +107,27 @@ def _kubernetes(config: StackConfig, prefix: str) -> KubernetesMonitoringArgs | 
     provider = k8s.Provider(f"{prefix}-k8s", context=kube.context, kubeconfig=kube.kubeconfig)
     return KubernetesMonitoringArgs(provider=provider, namespace=kube.namespace, chart_version=kube.chart_version,
                                     prometheus_role_arn=kube.prometheus_role_arn)
+
+
+def _api(config: StackConfig, prefix: str, kubernetes: KubernetesMonitoringArgs | None,
+         app_config: pulumi.Output[Any]) -> ApiService | None:
+    """The REST API on the monitoring cluster, configured from app_config (config checks it has a cluster)."""
+    api = config.api
+    if not api.enabled or kubernetes is None or api.image is None or api.role_arn is None:
+        return None
+    return ApiService(f"{prefix}-api", ApiServiceArgs(
+        provider=kubernetes.provider, image=api.image, app_config=app_config, role_arn=api.role_arn,
+        allowed_cidrs=api.allowed_cidrs, namespace=api.namespace, tls_secret_name=api.tls_secret_name,
+        tokenization_secret_name=api.tokenization_secret_name, monitoring_namespace=kubernetes.namespace,
+        replicas_min=api.replicas_min, replicas_max=api.replicas_max, cpu_target_percent=api.cpu_target_percent))
+
+
+def _api_settings(config: StackConfig) -> dict[str, Any]:
+    """app_config's `api` section: the OAuth2 issuer the API trusts (absent: the API refuses to start in AWS)."""
+    api = config.api
+    if api.jwks_url is None:
+        return {}
+    return {"api": {"jwks_url": api.jwks_url, "issuer": api.issuer or "", "audience": api.audience}}
 
 
 def _spark(*, config: StackConfig, prefix: str, network: Network, lake: DataLake, kafka: KafkaCluster,
@@ -147,7 +172,7 @@ def _outputs(*, config: StackConfig, lake: DataLake, kafka: KafkaCluster, wareho
         kms_key_arn=lake.kms_key_arn,
     ).apply(lambda values: ResolvedStack(environment=config.environment.value, region=config.region, **values))
     return {
-        "app_config": resolved.apply(lambda stack: render_app_config(stack, config.emr)),
+        "app_config": resolved.apply(lambda stack: {**render_app_config(stack, config.emr), **_api_settings(config)}),
         "artifact_bucket": buckets[BucketRole.ARTIFACT],
         "emr_cluster_id": spark.cluster_id,
         "msk_bootstrap_brokers": kafka.bootstrap_brokers_sasl_iam,

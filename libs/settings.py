@@ -143,6 +143,28 @@ class SecuritySettings(BaseModel):
         return self.environment is not Environment.PROD
 
 
+class ApiSettings(BaseModel):
+    """The REST API (apps/api): who may call it and how much. Listens on `monitoring.api_port` by default."""
+
+    jwks_url: str | None = Field(
+        default=None,
+        description="The OAuth2 issuer's JWKS URL (stack config in AWS); unset: tokens are signed and verified with "
+                    "a key derived from the local keyring (`claims api token`, local environment only).")
+    issuer: str = Field(default="claims-local", description="Expected `iss` claim of bearer tokens.")
+    audience: str = Field(default="claims-api", description="Expected `aud` claim of bearer tokens.")
+    role_claim: str = Field(default="roles", description="Token claim holding the caller's roles (a list).")
+    local_token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400,
+                                         description="Lifetime of tokens printed by `claims api token`.")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024,
+                                description="Largest request body accepted (HTTP 413 above).")
+    rate_limit_per_second: float = Field(default=50.0, gt=0, description="Sustained requests per client per second.")
+    rate_limit_burst: int = Field(default=100, ge=1, description="Requests a client may send at once.")
+    idempotency_db: Path = Field(default=LOCAL_DIR / "api" / "idempotency.sqlite3",
+                                 description="Idempotency-Key store (SQLite, 0600).")
+    kafka_delivery_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="How long a request waits for Kafka's acknowledgements (503 after).")
+
+
 class AwsSettings(BaseModel):
     """AWS endpoints; `endpoint_url` points at a moto server in tests."""
 
@@ -164,6 +186,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @model_validator(mode="after")
     def _one_environment(self) -> Settings:

@@ -1,124 +1,80 @@
-"""The producer app: read claims (synthetic generator or claim files), protect PHI, send them to the raw topic.
+"""The producer app: claim files or synthetic claims into the raw topic, PHI protected (`claims produce`).
 
-Thin entry point: the delivery guarantees live in libs.kafka.producer.ClaimProducer, the PHI protection in libs.phi,
-the parsing in libs.adapters and the topic names in configs/kafka/topics.json. This module wires them together, shows
-progress, serves Prometheus metrics and turns SIGINT/SIGTERM into "stop reading, flush everything in flight".
+Thin entry point: the ingestion core (adapters -> PHI protection -> idempotent producer, delivery accounting) is
+libs.ingest; this module parses options, shows progress, serves Prometheus metrics and turns SIGINT/SIGTERM into
+"stop reading, flush everything in flight".
 
-    python -m apps.producer.main --count 1000 --seed 7
-    python -m apps.producer.main claims/*.x12 --rate 500
-    claims produce ...            (the same command through the `claims` CLI)
+    claims produce tests/fixtures/x12/837p_multi.837 tests/fixtures/fhir/bundle.json
+    claims produce --count 100000 --seed 7            (parallel generation, see libs.ingest.generated)
+    python -m apps.producer.main --count 1000 --rate 500
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 from prometheus_client import start_http_server
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from libs.kafka.client_config import client_config
-from libs.kafka.producer import ClaimProducer, ProduceReport, graceful_stop
-from libs.kafka.serialize import Protect
-from libs.kafka.topics import load_topics
-from libs.model import Claim, Rejection
-from libs.settings import Environment, KafkaSettings, Settings, load_settings
+from libs.ingest import (
+    IngestError,
+    generated_claims,
+    load_protector,
+    produce_files,
+    produce_generated,
+    produce_records,
+)
+from libs.ingest.sources import Record
+from libs.kafka.producer import ProduceReport, StopRequested, graceful_stop
+from libs.phi import PhiProtector
+from libs.phi.logging import configure_logging
+from libs.settings import Settings, load_settings
 
 MAX_LISTED_FAILURES = 20
 
 
-class ProducerSetupError(RuntimeError):
-    """The producer cannot start safely (missing topic, no PHI protector outside local, bad input)."""
-
-
-def generated_records(count: int, seed: int) -> Iterator[Claim]:
-    """Synthetic claims from libs.generator (deterministic for a seed); the generator's labels are not sent."""
-    generator = importlib.import_module("libs.generator")
-    config = generator.GeneratorConfig(count=count, seed=seed)
-    for claim, _labels in generator.generate_claims(config):
-        yield claim
-
-
-def file_records(paths: Sequence[Path]) -> Iterator[Claim | Rejection]:
-    """Claims and rejections from claim files in any supported format (X12 837, FHIR, SynPUF, JSON)."""
-    registry = importlib.import_module("libs.adapters.registry")
-    for path in paths:
-        yield from registry.read_claims(path)
-
-
-def load_protector(settings: Settings) -> Protect | None:
-    """The PHI protector's `protect`, or None locally while libs.phi is not available.
-
-    Outside the local environment a missing protector is an error: unprotected PHI must never reach a shared broker.
-    """
-    try:
-        phi = importlib.import_module("libs.phi")
-        protector_class = phi.PhiProtector
-    except (ImportError, AttributeError):
-        if settings.environment is Environment.LOCAL and settings.security.environment is Environment.LOCAL:
-            return None
-        msg = (f"environment {settings.environment.value}: expected the PHI protector (libs.phi.PhiProtector), "
-               "found none; refusing to send unprotected claims")
-        raise ProducerSetupError(msg) from None
-    factory = getattr(protector_class, "from_settings", None)
-    protector = factory(settings) if callable(factory) else protector_class(settings)
-    protect: Protect = protector.protect
-    return protect
-
-
-def check_topics_exist(settings: KafkaSettings, topics: Iterable[str], timeout: float = 15.0) -> None:
-    """Fail fast when a topic is missing (the local broker does not auto-create topics), instead of timing out."""
-    admin = AdminClient(client_config(settings))
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        msg = f"expected a Kafka broker at {settings.bootstrap_servers}, found none answering ({exc.args[0]})"
-        raise ProducerSetupError(msg) from None
-    missing = [topic for topic in topics if topic not in metadata.topics]
-    if missing:
-        msg = (f"expected topics {', '.join(missing)} on {settings.bootstrap_servers}, found them missing; "
-               "run `claims topics` (or `claims kafka up`, which creates them)")
-        raise ProducerSetupError(msg)
+def _progress(console: Console, show: bool) -> Progress:
+    return Progress(TextColumn("[bold]producing[/bold]"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.description}"), TimeElapsedColumn(), console=console, disable=not show)
 
 
 def run(
     settings: Settings,
-    records: Iterable[Claim | Rejection],
+    records: Iterable[Record],
     *,
     total: int | None = None,
     rate: float | None = None,
-    protect: Protect | None = None,
+    protector: PhiProtector | None = None,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> ProduceReport:
-    """Send `records` to the raw topic (rejections to the dead-letter topic) until done or SIGINT/SIGTERM."""
+    """Produce `records` (claims to the raw topic, rejections to the dead-letter topic) until done or SIGINT/SIGTERM."""
     console = console or Console(stderr=True)
-    topics = load_topics(settings.kafka.topics_file)
-    check_topics_exist(settings.kafka, [topics.raw, topics.dead_letter])
-    producer = ClaimProducer(settings.kafka, topics.raw, protect=protect, dead_letter_topic=topics.dead_letter,
-                             rate=rate)
-    with graceful_stop() as stop, Progress(
-        TextColumn("[bold]producing[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=console, disable=not show_progress, transient=False,
-    ) as progress:
+    with graceful_stop() as stop, _progress(console, show_progress) as progress:
         task = progress.add_task("", total=total)
+        report = produce_records(settings, records, protector=protector, rate=rate, should_stop=stop,
+                                 on_progress=_updater(progress, task))
+    _say_stopped(stop, console)
+    return report
 
-        def on_progress(report: ProduceReport) -> None:
-            progress.update(task, completed=report.sent,
-                            description=f"delivered {report.delivered:,} failed {report.failed:,}")
 
-        report = producer.produce_all(records, should_stop=stop, on_progress=on_progress)
+def _updater(progress: Progress, task: TaskID) -> Callable[[ProduceReport], None]:
+    def on_progress(report: ProduceReport) -> None:
+        progress.update(task, completed=report.sent,
+                        description=f"delivered {report.delivered:,} failed {report.failed:,}")
+
+    return on_progress
+
+
+def _say_stopped(stop: StopRequested, console: Console) -> None:
     if stop.signal_name is not None:
         console.print(f"stopped by {stop.signal_name}: flushed every claim already sent")
-    return report
 
 
 def print_report(report: ProduceReport, console: Console) -> None:
@@ -128,7 +84,7 @@ def print_report(report: ProduceReport, console: Console) -> None:
         ("claims sent", report.sent), ("delivered", report.delivered), ("failed", report.failed),
         ("bytes delivered", report.bytes_delivered), ("rejections to dead letter", report.rejections_sent),
         ("rejections delivered", report.rejections_delivered),
-        ("claims/s", round(report.delivered / report.elapsed_seconds) if report.elapsed_seconds else 0),
+        ("claims/s", round(report.claims_per_second)), ("correlation id", report.correlation_id or "-"),
         ("interrupted", report.interrupted),
     ]
     for label, value in rows:
@@ -136,7 +92,7 @@ def print_report(report: ProduceReport, console: Console) -> None:
     console.print(table)
     failures = [*report.failures, *report.rejection_failures]
     for failure in failures[:MAX_LISTED_FAILURES]:
-        what = f"claim {failure.claim_id}" if failure.claim_id is not None else f"rejection at {failure.location}"
+        what = f"claim {failure.claim_id}" if failure.claim_id else f"records at {failure.location}"
         console.print(f"[red]not delivered[/red]: {what}: {failure.reason}")
     if len(failures) > MAX_LISTED_FAILURES:
         console.print(f"... and {len(failures) - MAX_LISTED_FAILURES} more (see --report-json)")
@@ -148,6 +104,9 @@ def produce_command(  # Typer passes every option by keyword
     count: Annotated[int, typer.Option(help="Synthetic claims to generate (without PATHs).", min=0)] = 1000,
     seed: Annotated[int, typer.Option(help="Generator seed (same seed, same claims).")] = 7,
     rate: Annotated[float | None, typer.Option(help="Limit to this many claims per second.", min=0.001)] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="Producer processes for generated claims (default: one per spare core; 0: in this process).", min=0,
+    )] = None,
     bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap HOST:PORT (overrides settings).")] = None,
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve Prometheus metrics on this port (default: settings.monitoring.producer_metrics_port; 0: off).",
@@ -155,30 +114,28 @@ def produce_command(  # Typer passes every option by keyword
     report_json: Annotated[Path | None, typer.Option(help="Write the delivery report as JSON here.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Send claims to the raw Kafka topic (idempotent, acks=all, keyed by claim id); Ctrl-C flushes and stops."""
+    """Send claims to the raw Kafka topic (idempotent, acks=all, keyed by claim id, PHI protected); Ctrl-C flushes."""
     console = Console(stderr=True)
     # pydantic-settings deep-merges layers: the other Kafka settings (security, topics file) keep their values.
     settings = load_settings(kafka={"bootstrap_servers": bootstrap}) if bootstrap else load_settings()
-    port = settings.monitoring.producer_metrics_port if metrics_port is None else metrics_port
-    if port:
-        try:
-            start_http_server(port)
-        except OSError as exc:
-            console.print(f"[yellow]metrics not served[/yellow]: port {port} unavailable ({exc.strerror})")
+    _serve_metrics(settings.monitoring.producer_metrics_port if metrics_port is None else metrics_port, console)
     try:
-        protect = load_protector(settings)
-        if paths:
-            missing = [str(path) for path in paths if not path.exists()]
-            if missing:
-                msg = f"expected claim files, found no such file: {', '.join(missing)}"
-                raise ProducerSetupError(msg)
-            records: Iterable[Claim | Rejection] = file_records(paths)
-            total = None
-        else:
-            records, total = generated_records(count, seed), count
-        report = run(settings, records, total=total, rate=rate, protect=protect, show_progress=progress,
-                     console=console)
-    except ProducerSetupError as exc:
+        protector = load_protector(settings)
+        with graceful_stop() as stop, _progress(console, progress) as bar:
+            task = bar.add_task("", total=None if paths else count)
+            on_progress = _updater(bar, task)
+            if paths:
+                report = produce_files(settings, paths, protector=protector, rate=rate, should_stop=stop,
+                                       on_progress=on_progress)
+            elif rate is not None:  # a paced run gains nothing from parallel producers
+                report = produce_records(settings, generated_claims(count, seed), protector=protector, rate=rate,
+                                         should_stop=stop, on_progress=on_progress,
+                                         track_deliveries=False)
+            else:
+                report = produce_generated(settings, count, seed, workers=workers, protector=protector,
+                                           should_stop=stop, on_progress=on_progress)
+        _say_stopped(stop, console)
+    except IngestError as exc:
         console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(2) from None
     print_report(report, console)
@@ -188,8 +145,18 @@ def produce_command(  # Typer passes every option by keyword
         raise typer.Exit(1)
 
 
+def _serve_metrics(port: int, console: Console) -> None:
+    if not port:
+        return
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        console.print(f"[yellow]metrics not served[/yellow]: port {port} unavailable ({exc.strerror})")
+
+
 def main() -> None:
     """`python -m apps.producer.main`."""
+    configure_logging(process="producer")  # JSON to .local/logs/producer.log (`claims produce` sets its own)
     typer.run(produce_command)
 
 

@@ -11,7 +11,9 @@ eligibility and before any death date, received within days of service.
 
 from __future__ import annotations
 
+import bisect
 import random
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import accumulate
@@ -48,6 +50,12 @@ HOSPITAL_MARKUP = 1.8  # facility fees run well above the professional median
 CHARGE_SIGMA = 0.25  # lognormal spread of charges around the median: skewed, a long but thin upper tail
 
 
+def weighted(rng: random.Random, population: Sequence[Any], cum_weights: Sequence[float]) -> Any:
+    """`rng.choices(population, cum_weights=cum_weights)[0]`, the same draw without building a list per call."""
+    return population[bisect.bisect_right(cum_weights, rng.random() * (cum_weights[-1] + 0.0), 0,
+                                          len(population) - 1)]
+
+
 def money(cents: int) -> Decimal:
     """Cents as a 2-decimal Decimal ('12.50', never '12.5')."""
     return Decimal(cents).scaleb(-2)
@@ -80,6 +88,9 @@ class ClaimFactory:
         reference: Reference,
     ) -> None:
         self.rng = rng
+        # Random.randrange/randint/choice all end in _randbelow; calling it directly draws exactly the same numbers
+        # without three Python frames per draw (the generator's hot path; pinned by tests/generator).
+        self._below: Callable[[int], int] = rng._randbelow  # type: ignore[attr-defined]
         self.config = config
         self.codesets = codesets
         self.population = population
@@ -116,7 +127,7 @@ class ClaimFactory:
         """A member with a non-empty service span in the window."""
         members = self.population.members
         while True:
-            member = members[self.rng.randrange(len(members))]
+            member = members[self._below(len(members))]
             start, end = member.service_span(self.population.window_start, self.population.window_end)
             if start <= end:
                 return member
@@ -124,14 +135,14 @@ class ClaimFactory:
     def pick_day(self, member: Member) -> date:
         """A service day inside the member's eligibility, before any death date."""
         start, end = member.service_span(self.population.window_start, self.population.window_end)
-        return start + timedelta(days=self.rng.randint(0, (end - start).days))
+        return start + timedelta(days=self._below((end - start).days + 1))
 
     def pick_practitioner(self, *, honest: bool) -> Practitioner:
         """A practitioner weighted by panel size, or (honest) uniformly among those who do not upcode."""
         if honest:
             pool = self.population.honest_practitioners
-            return pool[self.rng.randrange(len(pool))]
-        return self.rng.choices(self.population.practitioners, cum_weights=self.population.practitioner_cum_weights)[0]
+            return pool[self._below(len(pool))]
+        return weighted(self.rng, self.population.practitioners, self.population.practitioner_cum_weights)
 
     def received_date(self, last_service: date) -> date:
         """Most claims arrive within two weeks of service, a few later; never after the anchor date."""
@@ -185,9 +196,9 @@ class ClaimFactory:
         """Units a clean biller would bill: per-mg drugs and timed therapy vary, always within the MUE limit."""
         info = self.reference.procedures[code]
         if info.category == "drug":
-            units = self.rng.randint(1, 10)
+            units = 1 + self._below(10)
         elif info.category == "therapy":
-            units = self.rng.randint(1, 4)
+            units = 1 + self._below(4)
         else:
             units = 1
         limit = self.reference.mue.get(code)
@@ -241,7 +252,7 @@ class ClaimFactory:
     def em_level(self, practitioner: Practitioner) -> int:
         """An E/M level from the specialty's expected mix, or from the upcoder mix."""
         levels, cum = self._upcoder_em_cum if practitioner.upcoder else self._em_cum[practitioner.profile.specialty]
-        return self.rng.choices(levels, cum_weights=cum)[0]
+        return weighted(self.rng, levels, cum)
 
     def diagnoses(self, specialty: str, count: int, *, poa: bool = False) -> list[dict[str, Any]]:
         """`count` distinct billable diagnoses of the specialty (principal first); POA indicators for inpatients."""
@@ -310,7 +321,7 @@ class ClaimFactory:
         claim["billing_provider"] = practitioner.as_billing_provider()
         claim["rendering_provider"] = practitioner.as_provider()
         claim["place_of_service"] = self.rng.choice(PLACES_OF_SERVICE.get(profile.specialty, DEFAULT_PLACES_OF_SERVICE))
-        claim["diagnoses"] = self.diagnoses(profile.specialty, self.rng.randint(1, 4))
+        claim["diagnoses"] = self.diagnoses(profile.specialty, 1 + self._below(4))
         n_dx = len(claim["diagnoses"])
         blocked = self.blocked_codes(member.member_id, day)
         procedures = self._procedures_of(profile)
@@ -321,9 +332,9 @@ class ClaimFactory:
             em_code = table[level]
             lines.append(self.line(1, em_code, 1, self.charge_cents(em_code, 1), day,
                                    pointers=list(range(1, min(n_dx, 4) + 1))))
-            extra = self.rng.choices(range(4), cum_weights=self._ancillary_cum)[0]
+            extra = weighted(self.rng, range(4), self._ancillary_cum)
         else:
-            extra = self.rng.randint(1, 3)
+            extra = 1 + self._below(3)
         for code in self._pick_codes(procedures, extra, blocked):
             units = self.units_for(code)
             modifiers: list[str] = []
@@ -334,7 +345,7 @@ class ClaimFactory:
                 # A separately identifiable E/M on the day of a procedure carries modifier 25.
                 lines[0]["modifiers"].append("25")
             lines.append(self.line(len(lines) + 1, code, units, self.charge_cents(code, units), day,
-                                   pointers=[self.rng.randint(1, n_dx)], modifiers=modifiers))
+                                   pointers=[1 + self._below(n_dx)], modifiers=modifiers))
         if not lines:  # every code of the profile was blocked for this member-day: bill a plain E/M-free visit
             fallback = next((c for c in procedures if c not in blocked), procedures[0])
             lines.append(self.line(1, fallback, 1, self.charge_cents(fallback, 1), day, pointers=[1]))
@@ -344,7 +355,7 @@ class ClaimFactory:
         facilities = self.population.facilities
         pool = [f for f in facilities if f.taxonomy.startswith("261Q")] if asc else []
         pool = pool or [f for f in facilities if not f.taxonomy.startswith("261Q")] or list(facilities)
-        return pool[self.rng.randrange(len(pool))]
+        return pool[self._below(len(pool))]
 
     def institutional(
         self, *, member: Member | None = None, day: date | None = None, bill_type: str | None = None
@@ -356,7 +367,7 @@ class ClaimFactory:
             roll = self.rng.random()
             bill_type = "131" if roll < 0.65 else ("111" if roll < 0.9 else "831")
         attending = self.population.attending_practitioners[
-            self.rng.randrange(len(self.population.attending_practitioners))
+            self._below(len(self.population.attending_practitioners))
         ]
         inpatient = bill_type.startswith("11")
         _, span_end = member.service_span(self.population.window_start, self.population.window_end)

@@ -2,7 +2,11 @@
 
 Why a single hook: PHI protection (tokenising member IDs, encrypting names and birth dates, per
 configs/security/phi-policy.json) must happen *before* bytes leave the process, for every producer. `protect` is
-`libs.phi`'s `PhiProtector.protect`; without it the canonical claim is sent as is (local synthetic data only).
+`libs.phi`'s `PhiProtector.protect`. Callers that send real claims must pass it: `libs.ingest` refuses to produce
+without a protector in every environment; the bare form is for broker-level tests of the producer itself.
+
+Headers: every record of a run or request carries `correlation_id` = `<id>:<record index>` (see `correlation_value`),
+so a claim can be followed from the caller's request through the logs; ids are random, never derived from PHI.
 """
 
 from __future__ import annotations
@@ -16,6 +20,12 @@ import orjson
 from libs.model import Claim
 
 Protect = Callable[[Claim], dict[str, Any]]
+CORRELATION_HEADER = "correlation_id"
+
+
+def correlation_value(correlation_id: str, index: int) -> bytes:
+    """The `correlation_id` header value of record `index` (1-based) of a run or request: `<id>:<index>`."""
+    return f"{correlation_id}:{index}".encode("ascii")
 
 
 def _default(value: Any) -> Any:

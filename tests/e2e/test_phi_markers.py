@@ -29,13 +29,12 @@ from pyspark.sql import functions as F  # noqa: N812
 from typer.testing import CliRunner
 
 from apps.cli.main import app as cli_app
-from apps.producer.main import load_protector
-from apps.producer.main import run as produce
 from libs.adapters.registry import read_claims
 from libs.batch.export import export_silver_deidentified, silver_records
 from libs.batch.job import run_batch
 from libs.generator import GeneratorConfig, generate_claims
 from libs.generator.config import DEFAULT_ANCHOR_DATE
+from libs.ingest import load_protector, produce_records
 from libs.kafka.admin import ensure_topics
 from libs.kafka.broker import LocalKafka
 from libs.kafka.topics import load_topics
@@ -188,7 +187,7 @@ def test_no_phi_marker_survives_the_pipeline(
     root.addHandler(caplog.handler)  # configure_logging replaced the root handlers; keep caplog listening
     try:
         ensure_topics(settings.kafka, settings.kafka.topics_file)
-        report = produce(settings, [*claims, *rejections], protect=load_protector(settings), show_progress=False)
+        report = produce_records(settings, [*claims, *rejections], protector=load_protector(settings))
         assert report.delivered == len(claims)
         assert report.rejections_delivered == len(rejections)
 

@@ -1,0 +1,70 @@
+"""`claims api [--host H --port P]` serves the REST API; `claims api token --role ROLE` prints a local bearer token.
+
+Thin: the app is apps/api/main.py, token signing libs/api/auth.py (refused outside the local environment).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+api_app = typer.Typer(help="The REST API (FastAPI on uvicorn) and local bearer tokens.", invoke_without_command=True)
+
+
+@api_app.callback()
+def api_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.monitoring.api_port, 8080).", min=1,
+                                             max=65535)] = None,
+    ssl_certfile: Annotated[str | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain).")] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option(help="The certificate's PEM private key.")] = None,
+) -> None:
+    """Serve the API (OpenAPI at /docs) until Ctrl-C; HTTPS when given a certificate and key."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from apps.api.main import serve  # noqa: PLC0415  (FastAPI and uvicorn only when serving)
+    from libs.api.auth import AuthConfigurationError  # noqa: PLC0415
+    from libs.ingest import IngestError  # noqa: PLC0415
+    from libs.settings import load_settings  # noqa: PLC0415
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        typer.echo("error: pass --ssl-certfile and --ssl-keyfile together", err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    try:
+        serve(host, port or settings.monitoring.api_port, settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    except (AuthConfigurationError, IngestError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@api_app.command("token")
+def token_command(
+    role: Annotated[list[str], typer.Option("--role", help="Role(s): ingest, analyst, operator, privacy_officer, "
+                                                           "admin (repeat for several).")],
+    subject: Annotated[str, typer.Option(help="Who the token names (the audit log's actor).")] = "local-user",
+    ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds (default: api.local_token_ttl_seconds).",
+                                            min=60, max=86_400)] = None,
+) -> None:
+    """Print a bearer token signed with the local keyring's key (local environment only)."""
+    from libs.api.auth import AuthConfigurationError, LocalTokenIssuer, Role  # noqa: PLC0415
+    from libs.settings import load_settings  # noqa: PLC0415
+
+    known = {member.value for member in Role}
+    unknown = [name for name in role if name not in known]
+    if unknown:
+        typer.echo(f"error: expected roles among {', '.join(sorted(known))}, found {', '.join(unknown)}", err=True)
+        raise typer.Exit(2)
+    try:
+        issuer = LocalTokenIssuer(load_settings())
+    except AuthConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(issuer.issue(subject, [Role(name) for name in role], ttl))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `claims api` (and `claims api token`)."""
+    app.add_typer(api_app, name="api")

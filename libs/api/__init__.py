@@ -1,0 +1,13 @@
+"""The API's library side: authentication and roles, rate limits, the request audit, readiness, batch runs.
+
+Kept apart from apps/api (the FastAPI app and its thin routers) so that tests call each piece without a server:
+
+    auth        OAuth2 bearer JWTs: JWKS issuer in AWS, the local keyring key locally; roles
+    context     the per-process collaborators and the `require(role...)` dependency (401 -> 429 -> 403)
+    ratelimit   token buckets per client (HTTP 429)
+    audit       the after-response, hash-chained audit record of every request; correlation ids; metrics
+    metrics     claims_api_* Prometheus collectors
+    problems    RFC 9457 problem documents for every error status
+    readiness   Kafka, lake and warehouse checks for /readyz
+    batches     daily batch runs in child processes, one per date at a time
+"""
