@@ -21,7 +21,8 @@ path and error type.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +31,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from libs.adapters.common import describe_validation_error, json_kind, make_rejection, open_input
+from libs.adapters.fhir_lenient import FhirWarning, repair_until_valid
 from libs.adapters.fhir_mapping import (
     BundleIndex,
     FhirRejectionReason,
@@ -40,7 +42,15 @@ from libs.adapters.fhir_mapping import (
 )
 from libs.model import Claim, Rejection, Source, SourceFormat
 
-__all__ = ["CLAIM_RESOURCE_FORMATS", "CONTEXT_RESOURCE_TYPES", "FhirRejectionReason", "read_fhir"]
+__all__ = ["CLAIM_RESOURCE_FORMATS", "CONTEXT_RESOURCE_TYPES", "FhirRejectionReason", "FhirWarning", "read_fhir"]
+
+log = logging.getLogger("claims.adapters.fhir")
+WarningSink = Callable[[FhirWarning], None]
+
+
+def log_warning(warning: FhirWarning) -> None:
+    """The default warning sink: one log line per lenient read, naming the record and the element path only."""
+    log.warning("%s %s: %s: %s", warning.file, warning.location, warning.path, warning.message)
 
 
 CLAIM_RESOURCE_FORMATS: Mapping[str, SourceFormat] = {
@@ -54,9 +64,14 @@ CONTEXT_RESOURCE_TYPES = frozenset(
 )
 
 
-def read_fhir(path: Path | str) -> Iterator[Claim | Rejection]:
-    """Yield one canonical claim or rejection per Claim / ExplanationOfBenefit (and per unusable record) in `path`."""
+def read_fhir(path: Path | str, on_warning: WarningSink | None = None) -> Iterator[Claim | Rejection]:
+    """Yield one canonical claim or rejection per Claim / ExplanationOfBenefit (and per unusable record) in `path`.
+
+    Resources read leniently (libs.adapters.fhir_lenient) still yield their claim; each violation goes to
+    `on_warning` (default: logged on the `claims.adapters.fhir` logger) with its element path.
+    """
     path = Path(path)
+    sink = on_warning or log_warning
     file = str(path)
     with open_input(path) as stream:
         head = _first_non_blank_lines(stream, 2)
@@ -64,7 +79,7 @@ def read_fhir(path: Path | str) -> Iterator[Claim | Rejection]:
             stream.seek(0)
             for number, raw in enumerate(stream, start=1):
                 if raw.strip():
-                    yield from _line_records(raw, file, f"line {number}")
+                    yield from _line_records(raw, file, f"line {number}", sink)
             return
         stream.seek(0)
         whole = stream.read()
@@ -73,16 +88,16 @@ def read_fhir(path: Path | str) -> Iterator[Claim | Rejection]:
         yield _reject(file, "resource", FhirRejectionReason.MALFORMED_JSON,
                       f"expected a JSON resource, Bundle or NDJSON, found invalid JSON ({document.detail})")
         return
-    yield from _records(document, file, "resource")
+    yield from _records(document, file, "resource", sink)
 
 
-def _line_records(raw: bytes, file: str, location: str) -> Iterator[Claim | Rejection]:
+def _line_records(raw: bytes, file: str, location: str, sink: WarningSink) -> Iterator[Claim | Rejection]:
     document = _parse_json(raw)
     if isinstance(document, _JsonFailure):
         yield _reject(file, location, FhirRejectionReason.MALFORMED_JSON,
                       f"expected one JSON resource per NDJSON line, found invalid JSON ({document.detail})")
         return
-    yield from _records(document, file, location)
+    yield from _records(document, file, location, sink)
 
 
 def _first_non_blank_lines(stream: IO[bytes], count: int) -> list[bytes]:
@@ -135,7 +150,7 @@ def _reject(file: str, location: str, reason: FhirRejectionReason, message: str,
     return make_rejection(fmt, file, location, reason.value, message)
 
 
-def _records(document: Any, file: str, location: str) -> Iterator[Claim | Rejection]:
+def _records(document: Any, file: str, location: str, sink: WarningSink) -> Iterator[Claim | Rejection]:
     """Claims and rejections for one parsed document: a resource or a Bundle of them."""
     resource_type = document.get("resourceType") if isinstance(document, dict) else None
     if not isinstance(resource_type, str):
@@ -144,15 +159,16 @@ def _records(document: Any, file: str, location: str) -> Iterator[Claim | Reject
                       f"expected a FHIR resource (JSON object with resourceType), found {found}")
         return
     if resource_type == "Bundle":
-        yield from _bundle_records(document, file, location)
+        yield from _bundle_records(document, file, location, sink)
     elif resource_type in CLAIM_RESOURCE_FORMATS:
-        yield _convert(document, file, location, BundleIndex({}))
+        yield _convert(document, file, location, BundleIndex({}), sink)
     else:
         yield _reject(file, location, FhirRejectionReason.UNSUPPORTED_RESOURCE,
                       f"expected Claim, ExplanationOfBenefit or Bundle, found {_safe_type(resource_type)}")
 
 
-def _bundle_records(bundle: dict[str, Any], file: str, location: str) -> Iterator[Claim | Rejection]:
+def _bundle_records(bundle: dict[str, Any], file: str, location: str, sink: WarningSink
+                    ) -> Iterator[Claim | Rejection]:
     entries = bundle.get("entry") or []
     prefix = "" if location == "resource" else f"{location} / "
     if not isinstance(entries, list):
@@ -168,7 +184,7 @@ def _bundle_records(bundle: dict[str, Any], file: str, location: str) -> Iterato
             yield _reject(file, entry_location, FhirRejectionReason.NOT_A_RESOURCE,
                           "expected entry.resource to be a FHIR resource with resourceType")
         elif resource_type in CLAIM_RESOURCE_FORMATS:
-            yield _convert(resource, file, entry_location, index)
+            yield _convert(resource, file, entry_location, index, sink)
         elif resource_type not in CONTEXT_RESOURCE_TYPES:
             yield _reject(file, entry_location, FhirRejectionReason.UNSUPPORTED_RESOURCE,
                           f"expected Claim, ExplanationOfBenefit or claim context (Patient, Coverage, ...), "
@@ -180,12 +196,27 @@ def _safe_type(resource_type: str) -> str:
     return resource_type if resource_type.isalpha() and len(resource_type) <= 64 else "an unknown resourceType"
 
 
-def _convert(raw: dict[str, Any], file: str, location: str, bundle: BundleIndex) -> Claim | Rejection:
-    """Validate one Claim / ExplanationOfBenefit against FHIR R4 and map it; every failure becomes a rejection."""
+def _validate(raw: dict[str, Any], file: str, location: str) -> tuple[Any, list[FhirWarning]]:
+    """The validated resource and the lenient repairs it needed; raises the strict ValidationError when leniency does
+    not cover every violation."""
+    model = get_fhir_model_class(str(raw["resourceType"]))
+    try:
+        return model.model_validate(raw), []
+    except ValidationError as exc:
+        repaired = repair_until_valid(raw, model.model_validate, exc, file=file, location=location)
+        if repaired is None:
+            raise
+        return repaired
+
+
+def _convert(raw: dict[str, Any], file: str, location: str, bundle: BundleIndex, sink: WarningSink
+             ) -> Claim | Rejection:
+    """Validate one Claim / ExplanationOfBenefit against FHIR R4 (leniently where real producers break cardinality
+    without losing content) and map it; every failure becomes a rejection, every lenient read a warning."""
     resource_type = str(raw["resourceType"])
     fmt = CLAIM_RESOURCE_FORMATS[resource_type]
     try:
-        resource = get_fhir_model_class(resource_type).model_validate(raw)
+        resource, warnings = _validate(raw, file, location)
     except ValidationError as exc:
         return _reject(file, location, FhirRejectionReason.INVALID_RESOURCE,
                        f"{resource_type} does not conform to FHIR R4: {describe_validation_error(exc)}", fmt)
@@ -196,8 +227,12 @@ def _convert(raw: dict[str, Any], file: str, location: str, bundle: BundleIndex)
         return _reject(file, location, FhirRejectionReason.INVALID_RESOURCE,
                        f"{resource_type} does not conform to FHIR R4 ({type(exc).__name__})", fmt)
     source = Source(format=fmt, file=file, locator=location)
+
+    def note(path: str, message: str) -> None:
+        warnings.append(FhirWarning(file, location, f"{resource_type}.{path}", message))
+
     try:
-        return map_resource(resource, source, Resolver(resource, bundle))
+        claim = map_resource(resource, source, Resolver(resource, bundle), note)
     except MappingError as exc:
         return _reject(file, location, exc.reason, f"{resource_type}: {exc.message}", fmt)
     except InvalidReferenceError as exc:
@@ -205,3 +240,6 @@ def _convert(raw: dict[str, Any], file: str, location: str, bundle: BundleIndex)
     except ValidationError as exc:
         return _reject(file, location, FhirRejectionReason.UNMAPPABLE,
                        f"{resource_type} maps to an invalid canonical claim: {describe_validation_error(exc)}", fmt)
+    for warning in warnings:
+        sink(warning)
+    return claim

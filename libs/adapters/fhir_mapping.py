@@ -22,12 +22,19 @@ Mapping notes:
 - Partial FHIR dates ('1950', '2020-08') cannot be represented by the canonical model and are left empty.
 - Frequency: the last digit of the type of bill when there is one; else '8' (void) for a cancelled resource; else '7'
   (replacement) when `related` names a prior / replaced claim; else '1'.
+- CMS Blue Button 2.0 / BFD EOBs: `http://hl7.org/fhir/sid/icd-10` codings are ICD-10-CM (that is how CMS labels
+  them); amounts are recognised by their CMS variable codes (rev_cntr_tot_chrg_amt, line_sbmtd_chrg_amt,
+  nch_carr_clm_sbmtd_chrg_amt, ...), which take precedence over generic categories that CMS puts on several entries
+  (an outpatient line has three 'submitted' adjudications: rate, total charge, payment); the type of bill is composed
+  from the facility-type, service-classification and frequency codes CMS sends separately; the revenue code 0001
+  line (UB-04 total of all lines) is not a service line. The principal diagnosis (type 'principal') comes first.
+  Element repairs and these conversions are reported through the `note` callback (path, message).
 Messages never contain values from the file other than code-system URIs and FHIR type codes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -37,6 +44,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from libs.adapters.common import date_or_none, describe_validation_error
+from libs.adapters.fhir_lenient import PLACEHOLDER_SYSTEM, is_placeholder_concept
 from libs.model import (
     Claim,
     ClaimType,
@@ -74,7 +82,9 @@ NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 EIN_SYSTEMS = frozenset({"urn:oid:2.16.840.1.113883.4.4", "http://hl7.org/fhir/sid/us-ein"})
 NUCC_TAXONOMY_SYSTEM = "http://nucc.org/provider-taxonomy"
-ICD10CM_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "urn:oid:2.16.840.1.113883.6.90"})
+# The Blue Button 2.0 API labels ICD-10-CM diagnoses with the base ICD-10 system URI.
+ICD10CM_SYSTEMS = frozenset({"http://hl7.org/fhir/sid/icd-10-cm", "urn:oid:2.16.840.1.113883.6.90",
+                             "http://hl7.org/fhir/sid/icd-10"})
 ICD9CM_SYSTEMS = frozenset(
     {
         "http://hl7.org/fhir/sid/icd-9-cm",
@@ -105,6 +115,23 @@ RENDERING_ROLES = ("rendering", "performing", "primary")
 RELATED_REPLACES = frozenset({"prior", "replaces", "replaced"})
 ALLOWED_CATEGORIES = ("eligible", "allowed")
 PAID_CATEGORIES = ("benefit", "paid", "paidtoprovider")
+# CMS (Blue Button / BFD) variable codes of adjudication and total entries -> canonical amount.
+CMS_VARIABLES = "https://bluebutton.cms.gov/resources/variables/"
+CMS_AMOUNT_VARIABLES = {
+    "rev_cntr_tot_chrg_amt": "submitted", "line_sbmtd_chrg_amt": "submitted", "clm_tot_chrg_amt": "submitted",
+    "nch_carr_clm_sbmtd_chrg_amt": "submitted", "line_alowd_chrg_amt": "allowed", "nch_carr_clm_alowd_amt": "allowed",
+    "line_nch_pmt_amt": "paid", "rev_cntr_pmt_amt_amt": "paid",
+}
+# Generic adjudication categories that, on a CMS entry, do not name what the amount is (the CMS variable does).
+CMS_FACILITY_TYPE = CMS_VARIABLES + "clm_fac_type_cd"
+CMS_SERVICE_CLASSIFICATION = CMS_VARIABLES + "clm_srvc_clsfctn_type_cd"
+CMS_FREQUENCY = CMS_VARIABLES + "clm_freq_cd"
+UB04_TOTAL_REVENUE_CODE = "0001"  # the UB-04 'total charge' line: the sum of the other lines, not a service
+Note = Callable[[str, str], None]
+
+
+def _ignore(_path: str, _message: str) -> None:
+    """The default `note`: conversions are not reported."""
 
 
 class InvalidReferenceError(Exception):
@@ -183,23 +210,37 @@ class Resolver:
 # ------------------------------------------------------------------------------------------------------ mapping
 
 
-def map_resource(resource: FhirObject, source: Source, resolver: Resolver) -> Claim:
+def map_resource(resource: FhirObject, source: Source, resolver: Resolver, note: Note | None = None) -> Claim:
     """The canonical claim for a validated Claim / ExplanationOfBenefit; raises MappingError or
-    InvalidReferenceError when it cannot be one, and pydantic ValidationError if mapped values break the model."""
+    InvalidReferenceError when it cannot be one, and pydantic ValidationError if mapped values break the model.
+
+    `note(path, message)` hears of every element read by a documented convention rather than by R4 (CMS quirks)."""
+    note = note or _ignore
     claim_type = _claim_type(resource)
     claim_id = _claim_id(resource)
     diagnoses, sequence_to_position = _diagnoses(resource)
     info = _SupportingInfo.collect(resource)
+    if info.type_of_bill is None or len(info.type_of_bill) != 3:
+        composed = _cms_type_of_bill(resource, info.frequency)
+        if composed is not None:
+            note("supportingInfo", f"type of bill composed from the CMS facility type, service classification and "
+                                   f"frequency codes: {composed}")
+            info.type_of_bill = composed
     if info.received_date is not None:
         source = source.model_copy(update={"received_date": info.received_date})
     care_team = _care_team(resource, resolver)
     header_pos = info.place_of_service or _first_line_place_of_service(resource)
     lines = [
-        _service_line(item, position, sequence_to_position, care_team, header_pos)
+        _service_line(item, position, sequence_to_position, care_team, header_pos, note=note)
         for position, item in enumerate(_items(resource.item), start=1)
+        if not _is_total_line(item, position, note)
     ]
-    totals = _header_totals(resource)
+    totals = _header_totals(resource, note)
     patient, subscriber = _patient_and_subscriber(resource, resolver)
+    if patient is None and subscriber is None and (logical := _logical_patient_id(resource)) is not None:
+        # The Blue Button API names the beneficiary only by its Patient resource id (the BFD beneficiary id).
+        patient = Person(member_id=logical)
+        note("patient", "the unresolved Patient reference's id is the member ID")
     period_from = date_or_none(getattr(resource.billablePeriod, "start", None))
     period_to = date_or_none(getattr(resource.billablePeriod, "end", None))
     line_dates = [d for line in lines for d in (line.service_date_from, line.service_date_to) if d is not None]
@@ -286,7 +327,10 @@ def _claim_id(resource: FhirObject) -> str:
 
 def _diagnoses(resource: FhirObject) -> tuple[list[Diagnosis], dict[int, int]]:
     """Diagnoses in sequence order, and FHIR diagnosis sequence -> 1-based canonical position (for line pointers)."""
-    entries = sorted(_items(resource.diagnosis), key=lambda entry: _int(entry.sequence, 0))
+    entries = [entry for entry in _items(resource.diagnosis)
+               if not is_placeholder_concept(entry.diagnosisCodeableConcept)]
+    # The principal diagnosis first (CMS numbers admitting before principal), then by sequence.
+    entries.sort(key=lambda entry: (not _is_principal(entry), _int(entry.sequence, 0)))
     diagnoses: list[Diagnosis] = []
     positions: dict[int, int] = {}
     for entry in entries:
@@ -299,6 +343,10 @@ def _diagnoses(resource: FhirObject) -> tuple[list[Diagnosis], dict[int, int]]:
         diagnoses.append(Diagnosis(code=code, system=system, present_on_admission=poa.upper() if poa else None))
         positions[_int(entry.sequence, len(diagnoses))] = len(diagnoses)
     return diagnoses, positions
+
+
+def _is_principal(entry: FhirObject) -> bool:
+    return any(code.lower() == "principal" for concept in _items(entry.type) for _s, code in _codes(concept))
 
 
 def _diagnosis_code(entry: FhirObject) -> tuple[DiagnosisSystem, str]:
@@ -329,12 +377,17 @@ class _SupportingInfo:
         self.admission_date: date | None = None
         self.discharge_date: date | None = None
         self.drg_code: str | None = None
+        self.frequency: str | None = None  # CMS clm_freq_cd, sent apart from the facility and classification digits
 
     @classmethod
     def collect(cls, resource: FhirObject) -> _SupportingInfo:
         info = cls()
         for item in _items(resource.supportingInfo):
             categories = {code.lower() for _s, code in _codes(item.category)}
+            frequency = next((code for system, code in _codes(item.code) if system == CMS_FREQUENCY), None)
+            if frequency is not None or CMS_FREQUENCY in categories:
+                info.frequency = frequency or _first_code(item.code)
+                continue
             if "typeofbill" in categories:
                 info.type_of_bill = _type_of_bill(_first_code(item.code))
             elif "placeofservice" in categories or "pos" in categories:
@@ -354,6 +407,23 @@ def _type_of_bill(code: str | None) -> str | None:
     if code is None:
         return None
     return code[1:] if len(code) == 4 and code.startswith("0") else code
+
+
+def _cms_type_of_bill(resource: FhirObject, frequency: str | None) -> str | None:
+    """facility type (clm_fac_type_cd, on `facility`) + service classification (clm_srvc_clsfctn_type_cd) + frequency
+    (clm_freq_cd): the three digits of the type of bill as CMS's claim files keep them apart."""
+    def extension_code(extensions: list[FhirObject] | None, url: str) -> str | None:
+        for extension in _items(extensions):
+            if extension.url == url and extension.valueCoding is not None and extension.valueCoding.code:
+                return str(extension.valueCoding.code)
+        return None
+
+    facility = extension_code(getattr(resource.facility, "extension", None), CMS_FACILITY_TYPE)
+    classification = extension_code(resource.extension, CMS_SERVICE_CLASSIFICATION)
+    digits = (facility, classification, frequency)
+    if all(d is not None and len(d) == 1 and d.isdigit() for d in digits):
+        return "".join(d for d in digits if d is not None)
+    return None
 
 
 def _package_code(resource: FhirObject) -> str | None:
@@ -554,6 +624,15 @@ def _patient_and_subscriber(resource: FhirObject, resolver: Resolver) -> tuple[P
     return patient, subscriber
 
 
+def _logical_patient_id(resource: FhirObject) -> str | None:
+    """'Patient/<id>' of an unresolvable patient reference: the id, which identifies the member at the sender."""
+    reference = getattr(resource.patient, "reference", None) or ""
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return parts[-1]
+    return None
+
+
 def _person_values(target: FhirObject) -> dict[str, Any]:
     values: dict[str, Any] = {}
     name = _human_name(target.name)
@@ -615,20 +694,51 @@ def _procedure(item: FhirObject) -> tuple[str | None, ProcedureSystem | None, st
         if system in ICD10PCS_SYSTEMS:
             return code, ProcedureSystem.ICD10PCS, ndc
     # data-absent-reason codings ('not-applicable' on institutional lines) say there is no procedure code.
-    unknown = [code for system, code in codes if system != NDC_SYSTEM and "data-absent-reason" not in system]
+    unknown = [code for system, code in codes
+               if system not in (NDC_SYSTEM, PLACEHOLDER_SYSTEM) and "data-absent-reason" not in system]
     return (unknown[0] if unknown else None), None, ndc
+
+
+def _hcpcs_in_modifier(item: FhirObject) -> str | None:
+    """A 5-character HCPCS code that CMS put in item.modifier (modifiers are 2 characters, so it is the procedure)."""
+    for concept in _items(item.modifier):
+        for system, code in _codes(concept):
+            if system in HCPCS_SYSTEMS and len(code) == 5:
+                return code
+    return None
+
+
+def _is_total_line(item: FhirObject, position: int, note: Note) -> bool:
+    """Whether the item is the UB-04 revenue code 0001 total line (reported and left out of the service lines)."""
+    if _first_code(item.revenue) != UB04_TOTAL_REVENUE_CODE:
+        return False
+    note(f"item[{position - 1}].revenue", "revenue code 0001 is the UB-04 total of all lines, not a service line; "
+                                          "left out of the lines")
+    return True
 
 
 def _adjudication_amounts(adjudications: list[FhirObject] | None) -> dict[str, Decimal]:
     """'submitted' / 'allowed' / 'paid' amounts from adjudication (or EOB total) entries, by category code."""
     by_code: dict[str, Decimal] = {}
+    cms: dict[str, Decimal] = {}
     for entry in _items(adjudications):
         amount = getattr(entry.amount, "value", None)
         if amount is None:
             continue
-        for _system, code in _codes(entry.category):
+        codes = [code for _system, code in _codes(entry.category)]
+        variables = [CMS_AMOUNT_VARIABLES.get(code.removeprefix(CMS_VARIABLES)) for code in codes
+                     if code.startswith(CMS_VARIABLES)]
+        if any(code.startswith(CMS_VARIABLES) for code in codes):
+            # A CMS entry is what its variable says; its generic category is only a grouping.
+            for canonical in variables:
+                if canonical is not None:
+                    cms.setdefault(canonical, Decimal(amount))
+            continue
+        for code in codes:
             by_code.setdefault(code.lower(), Decimal(amount))
-    amounts: dict[str, Decimal] = {}
+    amounts: dict[str, Decimal] = dict(cms)
+    if amounts:
+        return amounts
     if "submitted" in by_code:
         amounts["submitted"] = by_code["submitted"]
     allowed = next((by_code[c] for c in ALLOWED_CATEGORIES if c in by_code), None)
@@ -640,11 +750,24 @@ def _adjudication_amounts(adjudications: list[FhirObject] | None) -> dict[str, D
     return amounts
 
 
-def _header_totals(resource: FhirObject) -> dict[str, Decimal]:
-    """Claim.total is one Money (the submitted total); EOB.total is a list of categorised amounts."""
+def _header_totals(resource: FhirObject, note: Note = _ignore) -> dict[str, Decimal]:
+    """Claim.total is one Money (the submitted total); EOB.total is a list of categorised amounts.
+
+    CMS carrier EOBs put the claim's submitted charge in benefitBalance (nch_carr_clm_sbmtd_chrg_amt) and label their
+    `total` entry 'priorpayerpaid'; an uncategorised total (a repaired R4 break) is the submitted charge."""
     total = resource.total
     if isinstance(total, list):
-        amounts = _adjudication_amounts(total)
+        amounts = _adjudication_amounts([t for t in total if not is_placeholder_concept(t.category)])
+        if amounts.get("submitted") is not None and _is_cms_mislabelled_total(total):
+            amounts.pop("submitted")
+        balance = _benefit_balance_amounts(resource)
+        for key, value in balance.items():
+            amounts.setdefault(key, value)
+        uncategorised = [t for t in total if is_placeholder_concept(t.category) and getattr(t.amount, "value", None)
+                         is not None]
+        if "submitted" not in amounts and len(uncategorised) == 1:
+            amounts["submitted"] = Decimal(uncategorised[0].amount.value)
+            note(f"total[{total.index(uncategorised[0])}]", "an uncategorised total is read as the submitted charge")
         payment_value = getattr(getattr(getattr(resource, "payment", None), "amount", None), "value", None)
         if "paid" not in amounts and payment_value is not None:
             amounts["paid"] = Decimal(payment_value)
@@ -652,6 +775,30 @@ def _header_totals(resource: FhirObject) -> dict[str, Decimal]:
     if total is not None and total.value is not None:
         return {"submitted": Decimal(total.value)}
     return {}
+
+
+def _is_cms_mislabelled_total(total: list[FhirObject]) -> bool:
+    """CMS carrier EOBs send clm_tot_chrg_amt under the category 'priorpayerpaid' (with 0.00): not the charge."""
+    for entry in total:
+        codes = {code.lower() for _s, code in _codes(entry.category)}
+        if "priorpayerpaid" in codes and any(c.endswith("/clm_tot_chrg_amt") for c in codes):
+            return True
+    return False
+
+
+def _benefit_balance_amounts(resource: FhirObject) -> dict[str, Decimal]:
+    """Submitted / allowed claim totals that CMS carries as benefitBalance financial entries (carrier claims)."""
+    amounts: dict[str, Decimal] = {}
+    for balance in _items(getattr(resource, "benefitBalance", None)):
+        for financial in _items(balance.financial):
+            value = getattr(financial.usedMoney, "value", None)
+            if value is None:
+                continue
+            for _system, code in _codes(financial.type):
+                canonical = CMS_AMOUNT_VARIABLES.get(code.removeprefix(CMS_VARIABLES))
+                if code.startswith(CMS_VARIABLES) and canonical is not None:
+                    amounts.setdefault(canonical, Decimal(value))
+    return amounts
 
 
 def _line_charge(item: FhirObject, adjudicated: Mapping[str, Decimal]) -> Decimal | None:
@@ -665,8 +812,14 @@ def _line_charge(item: FhirObject, adjudicated: Mapping[str, Decimal]) -> Decima
 
 
 def _service_line(item: FhirObject, position: int, sequence_to_position: Mapping[int, int], care_team: _CareTeam,
-                  header_pos: str | None) -> ServiceLine:
+                  header_pos: str | None, *, note: Note = _ignore) -> ServiceLine:
     code, system, ndc = _procedure(item)
+    modifiers = [code for concept in _items(item.modifier) for code in [_first_code(concept)] if code]
+    if code is None and (moved := _hcpcs_in_modifier(item)) is not None:
+        code, system = moved, ProcedureSystem.HCPCS
+        modifiers = [m for m in modifiers if m != moved]
+        note(f"item[{position - 1}].modifier", "a 5-character HCPCS code in item.modifier is the line's procedure "
+                                               "code (modifiers have 2 characters)")
     adjudicated = _adjudication_amounts(getattr(item, "adjudication", None))  # EOB items only
     pos = _first_code(item.locationCodeableConcept)
     date_from = date_or_none(item.servicedDate) or date_or_none(getattr(item.servicedPeriod, "start", None))
@@ -686,7 +839,7 @@ def _service_line(item: FhirObject, position: int, sequence_to_position: Mapping
         line_number=_int(item.sequence, position),
         procedure_code=code,
         procedure_system=system,
-        modifiers=[code for concept in _items(item.modifier) for code in [_first_code(concept)] if code],
+        modifiers=modifiers,
         revenue_code=_first_code(item.revenue),
         units=Decimal(quantity) if quantity is not None else None,
         unit_type=getattr(item.quantity, "code", None),

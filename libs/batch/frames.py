@@ -22,6 +22,7 @@ from functools import cache
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
+from libs.codesets import CodeSets
 from libs.warehouse.dialect import table_columns
 
 PIPELINE = "batch"
@@ -87,6 +88,12 @@ def _either_person(field: str) -> Column:
     return F.coalesce(F.col(f"patient.{field}"), F.col(f"subscriber.{field}"))
 
 
+def _optional(frame: DataFrame, column: str, data_type: str) -> Column:
+    """A silver extra column when the frame has it (frames built from claim files have none), else NULL."""
+    value = F.col(column) if column in frame.columns else F.lit(None)
+    return value.cast(data_type).alias(column)
+
+
 def claims_frame(silver: DataFrame, *, alerts: DataFrame | None, batch_run_id: str, raw_topic: str,
                  loaded_at: datetime) -> DataFrame:
     """The `claims` table rows of silver rows; `alerts` (claim_id, rule) fills fraud_codes."""
@@ -124,6 +131,9 @@ def claims_frame(silver: DataFrame, *, alerts: DataFrame | None, batch_run_id: s
         F.col("kafka_offset").cast("long").alias("kafka_offset"),
         F.lit(batch_run_id).alias("batch_run_id"),
         F.lit(loaded_at).cast("timestamp").alias("loaded_at"),
+        # Silver's enrichment (computed at ingest from reference data and phi_derived, never from PHI).
+        _optional(silver, "ingest_date", "date"), _optional(silver, "age_band", "string"),
+        _optional(silver, "billing_specialty", "string"), _optional(silver, "em_level", "int"),
     )
     if alerts is None:
         frame = frame.withColumn("fraud_codes", F.lit(None).cast("string"))
@@ -295,3 +305,114 @@ def daily_metrics(silver: DataFrame, quarantine: DataFrame, alerts: DataFrame | 
         metrics += [("fraud_alerts", row["rule"], row["count"]) for row in per_rule]
         metrics.append(("fraud_alerts", "", sum(int(row["count"]) for row in per_rule)))
     return metrics
+
+
+# --------------------------------------------------------------------------------- analytics inputs (issue 11)
+
+MISSING_PREFIX = "MISSING_"
+
+
+def intake_daily_frame(silver: DataFrame, quarantine: DataFrame, formats: DataFrame, events: DataFrame, *,
+                       updated_at: datetime) -> DataFrame:
+    """The `intake_daily` rows: per ingest day and source format, valid and quarantined claims, replacements, voids.
+
+    `silver` is the day's silver rows as read (every accepted version, before current_claims), `events` the day's
+    claim events (a void is an event, never a silver row).
+    """
+    located = quarantine.join(formats, ["kafka_topic", "kafka_partition", "kafka_offset"], "left")
+    valid = silver.groupBy(F.col("ingest_date").alias("intake_date"),
+                           F.coalesce("source_format", F.lit(UNKNOWN_SOURCE)).alias("source_format")).agg(
+        F.count(F.lit(1)).alias("valid_claims"),
+        F.sum(F.when(F.col("frequency_code") == "7", 1).otherwise(0)).alias("replacements"))
+    rejected = located.groupBy(F.col("ingest_date").alias("intake_date"),
+                               F.coalesce("source_format", F.lit(UNKNOWN_SOURCE)).alias("source_format")).agg(
+        F.count(F.lit(1)).alias("quarantined_claims"))
+    voids = events.where(F.col("frequency_code") == "8").select(
+        F.col("ingest_date").alias("intake_date"), "claim_id")
+    # A void's source format is not on its event; it is counted with the day's first source format of its claim id.
+    void_counts = voids.join(silver.select("claim_id", "source_format").distinct(), "claim_id", "left").groupBy(
+        "intake_date", F.coalesce("source_format", F.lit(UNKNOWN_SOURCE)).alias("source_format")).agg(
+        F.count(F.lit(1)).alias("voids"))
+    frame = valid.join(rejected, ["intake_date", "source_format"], "full").join(
+        void_counts, ["intake_date", "source_format"], "full").select(
+        "intake_date", "source_format",
+        *[F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c)
+          for c in ("valid_claims", "quarantined_claims", "replacements", "voids")],
+        F.lit(updated_at).cast("timestamp").alias("updated_at"))
+    return conform(frame, "intake_daily")
+
+
+def field_quality_frame(silver: DataFrame, quarantine: DataFrame, formats: DataFrame, *,
+                        updated_at: datetime) -> DataFrame:
+    """The `field_quality` rows: per ingest day, source format and catalogued field, claims whose field was valid,
+    invalid or missing (Tuva's data-quality buckets).
+
+    A claim's field is *missing* when a MISSING_* code (error or warning) names it, *invalid* when another error code
+    names it, else *valid*; the field of a code is its catalogue field (libs.validation.catalog). Valid claims count
+    through their warning codes, quarantined ones through their reason and warning codes. Messages rejected before
+    validation (unreadable JSON, wrong types) have no fields and are left out of this table (quarantine_summary has
+    them).
+    """
+    from libs.validation.catalog import RULES, Severity  # noqa: PLC0415  (the catalogue only, no code sets)
+
+    spark = silver.sparkSession
+    catalog = spark.createDataFrame(
+        [(spec.code.value, spec.field, spec.severity is Severity.ERROR) for spec in RULES],
+        "code string, field_name string, is_error boolean")
+    fields = catalog.select("field_name").distinct()
+    located = quarantine.join(formats, ["kafka_topic", "kafka_partition", "kafka_offset"], "left")
+    judged = located.select(
+        "ingest_date", F.coalesce("source_format", F.lit(UNKNOWN_SOURCE)).alias("source_format"),
+        F.concat_ws("/", "kafka_topic", F.col("kafka_partition").cast("string"),
+                    F.col("kafka_offset").cast("string")).alias("record"),
+        F.concat(F.coalesce("reason_codes", F.array()), F.coalesce("warning_codes", F.array())).alias("codes"),
+        F.coalesce("reason_codes", F.array()).alias("errors"),
+    ).unionByName(silver.select(
+        "ingest_date", F.coalesce("source_format", F.lit(UNKNOWN_SOURCE)).alias("source_format"),
+        F.concat_ws("/", F.lit("silver"), F.col("kafka_partition").cast("string"),
+                    F.col("kafka_offset").cast("string")).alias("record"),
+        F.coalesce("warning_codes", F.array()).alias("codes"), F.array().cast("array<string>").alias("errors")))
+    judged = judged.join(catalog.select(F.col("code").alias("any_code")),
+                         F.array_contains("codes", F.col("any_code")), "left_semi").unionByName(
+        judged.where(F.size("errors") == 0)).distinct()
+    totals = judged.groupBy("ingest_date", "source_format").agg(F.countDistinct("record").alias("claims"))
+    findings = judged.select("ingest_date", "source_format", "record", F.explode("codes").alias("code"),
+                             "errors").join(F.broadcast(catalog), "code")
+    kind = (F.when(F.col("code").startswith(MISSING_PREFIX), F.lit("missing"))
+            .when(F.array_contains("errors", F.col("code")) & F.col("is_error"), F.lit("invalid")))
+    per_field = findings.select("ingest_date", "source_format", "record", "field_name", kind.alias("kind")).where(
+        F.col("kind").isNotNull()).groupBy("ingest_date", "source_format", "field_name").agg(
+        F.countDistinct(F.when(F.col("kind") == "missing", F.col("record"))).alias("missing"),
+        F.countDistinct(F.when(F.col("kind") == "invalid", F.col("record"))).alias("invalid"))
+    frame = totals.crossJoin(F.broadcast(fields)).join(
+        per_field, ["ingest_date", "source_format", "field_name"], "left").select(
+        F.col("ingest_date").alias("intake_date"), "source_format", "field_name",
+        (F.col("claims") - F.coalesce("missing", F.lit(0)) - F.coalesce("invalid", F.lit(0))).cast("long")
+        .alias("valid_count"),
+        F.coalesce("invalid", F.lit(0)).cast("long").alias("invalid_count"),
+        F.coalesce("missing", F.lit(0)).cast("long").alias("missing_count"),
+        F.lit(updated_at).cast("timestamp").alias("updated_at"))
+    return conform(frame, "field_quality")
+
+
+def reference_frames(spark_frame: DataFrame, codesets: CodeSets) -> dict[str, DataFrame]:
+    """`ref_procedures` and `ref_specialties` from the code sets (small; refreshed by every run)."""
+    spark = spark_frame.sparkSession
+    procedures = []
+    for code, entries in codesets.procedures.entries.items():
+        entry = entries[-1]  # the latest row of the code describes it today
+        level = entry.extra.get("em_level")
+        procedures.append((code, entry.description[:256] or None, entry.extra.get("category") or None,
+                           int(level) if level else None))
+    specialties = []
+    for profile in codesets.specialties:
+        weights = profile.em_level_weights
+        specialties.append((profile.taxonomy, profile.specialty,
+                            float(weights.get(5, 0.0) / (sum(weights.values()) or 1.0))))
+    return {
+        "ref_procedures": conform(spark.createDataFrame(
+            procedures, "procedure_code string, description string, category string, em_level int"),
+            "ref_procedures"),
+        "ref_specialties": conform(spark.createDataFrame(
+            specialties, "taxonomy string, specialty string, expected_level5_share double"), "ref_specialties"),
+    }

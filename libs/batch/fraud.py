@@ -1,9 +1,10 @@
-"""Batch fraud screening over silver claims with libs.fraud.rules, and the gold `fraud_alerts` table.
+"""Batch fraud screening over silver claims, and the gold `fraud_alerts` table.
 
-Why the Python rules and not a Spark re-implementation: libs.fraud.rules is the tested definition of every screen
-(the exact-duplicate key, NCCI pairs in effect, the upcoding z-score); a second implementation would drift. The day's
-claims are brought to the driver as canonical Claims (a day of one payer's claims is at most a few hundred thousand
-small records), screened with `screen_batch`, and the alerts go back into Spark.
+The daily batch screens with libs.fraud.spark (`screen_day_alerts`): the batch screens are Spark jobs grouped by the
+keys they compare and the per-claim screens run the stream's `screen_claim` in Arrow batches, so no claim is
+collected to the driver and a day at prod volume fits. libs.fraud.rules stays the tested reference (a parity test
+runs both on the same claims); `silver_claims` + `screen_claims` below run that reference on the driver, for tests and
+small inputs only.
 
 Silver rows are protected records, so the claims carry the member *token* as member ID (which is all the
 member-keyed screens need: they compare members, they never read them) and no other PHI leaf. Service after death is
@@ -27,6 +28,7 @@ from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from libs.codesets import CodeSets
 from libs.fraud.rules import BATCH_SCREENS, Alert, screen_batch
+from libs.fraud.spark import screen_batch_spark
 from libs.phi.view import ProtectedClaim
 
 SCREEN_CLAIM = "claim"
@@ -61,6 +63,16 @@ def screen_claims(claims: Iterable[ProtectedClaim], codesets: CodeSets) -> list[
     batch = list(claims)
     derived = {claim.claim_id: facts for claim in batch if (facts := claim.derived()) is not None}
     return screen_batch(batch, codesets, derived=derived)
+
+
+def screen_day_alerts(silver: DataFrame, codesets: CodeSets, *, batch_run_id: str, created_at: datetime
+                      ) -> DataFrame:
+    """The gold `fraud_alerts` rows of the day's silver claims, screened on the executors (libs.fraud.spark)."""
+    alerts = screen_batch_spark(silver, codesets)
+    screen = F.when(F.col("rule").isin(*sorted(BATCH_RULES)), F.lit(SCREEN_BATCH)).otherwise(F.lit(SCREEN_CLAIM))
+    return alerts.select(
+        "claim_id", "rule", "detail", screen.alias("screen"), F.lit(batch_run_id).alias("batch_run_id"),
+        F.lit(created_at).cast("timestamp").alias("created_at"))
 
 
 def alerts_frame(spark: SparkSession, alerts: Iterable[Alert], *, batch_run_id: str, created_at: datetime

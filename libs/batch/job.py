@@ -24,6 +24,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
+from libs.analytics.marts import rebuild_marts_duckdb
 from libs.batch import frames, fraud
 from libs.codesets import CodeSets, load_codesets
 from libs.kafka.topics import load_topics
@@ -81,8 +82,7 @@ def _publish(frame: DataFrame, settings: Settings) -> None:
 def screen_day(spark: SparkSession, settings: Settings, silver: DataFrame, *, run_id: str, run_date: date | None,
                created_at: datetime, codesets: CodeSets) -> tuple[DataFrame, int]:
     """Screen the day's claims; publish the new cross-claim alerts; merge all into gold. Returns (alerts, published)."""
-    screened = fraud.screen_claims(fraud.silver_claims(silver), codesets)
-    alerts = fraud.alerts_frame(spark, screened, batch_run_id=run_id, created_at=created_at).persist()
+    alerts = fraud.screen_day_alerts(silver, codesets, batch_run_id=run_id, created_at=created_at).persist()
     location = LakeTables.from_settings(settings.lake).gold_alerts
     fresh = alerts if not _table_exists(spark, location) else fraud.new_alerts(alerts, _delta(spark, location))
     to_publish = fresh.filter(F.col("screen") == fraud.SCREEN_BATCH)
@@ -140,7 +140,8 @@ def _run(spark: SparkSession, settings: Settings, run: load.BatchRun, *, day: da
     tables = LakeTables.from_settings(settings.lake)
     topics = load_topics(settings.kafka.topics_file)
     events = _delta(spark, tables.claim_events)
-    silver = silver_claims(current_claims(frames.for_day(_delta(spark, tables.silver), day), events)).persist()
+    day_silver = frames.for_day(_delta(spark, tables.silver), day)
+    silver = silver_claims(current_claims(day_silver, events)).persist()
     quarantine = frames.for_day(_delta(spark, tables.quarantine), day).persist()
     try:
         alerts, published = screen_day(spark, settings, silver, run_id=run.batch_run_id, run_date=day,
@@ -163,6 +164,11 @@ def _run(spark: SparkSession, settings: Settings, run: load.BatchRun, *, day: da
                                                             batch_run_id=run.batch_run_id, window=window,
                                                             recorded_at=started),
             load.SUPERSESSIONS: removals(events).select(*load.SUPERSESSION_COLUMNS).distinct(),
+            "intake_daily": frames.intake_daily_frame(day_silver, quarantine, frames.source_formats(bronze),
+                                                      frames.for_day(events, day), updated_at=started),
+            "field_quality": frames.field_quality_frame(day_silver, quarantine, frames.source_formats(bronze),
+                                                        updated_at=started),
+            **frames.reference_frames(silver, codesets),
         }
         root = f"{tables.warehouse_stage}/{run.batch_run_id}"
         staged = stage_frames(to_stage, root)
@@ -177,6 +183,7 @@ def _run(spark: SparkSession, settings: Settings, run: load.BatchRun, *, day: da
         report = load.load_duckdb(settings.warehouse.duckdb_path,
                                   {table: _local_path(location) for table, location in staged.items()}, run)
         shutil.rmtree(_local_path(root), ignore_errors=True)  # loaded: the stage has served its purpose
+        rebuild_marts_duckdb(settings.warehouse.duckdb_path)  # recomputed from the warehouse: idempotent
     else:
         report = _load_redshift(settings, staged, run)
     # Rows of claims, lines, providers and summaries; quality_metrics and batch_runs grow by design on every run.

@@ -54,10 +54,13 @@ def line_service_date(claim: Claim, line: ServiceLine) -> date | None:
     return line.service_date_from or claim.service_date_from
 
 
-def build_context(claim: Claim, as_of: date, codesets: CodeSets, derived: PhiDerived | None = None) -> RuleContext:
+def build_context(claim: Claim, as_of: date, codesets: CodeSets, derived: PhiDerived | None = None, *,
+                  own_period: bool = False) -> RuleContext:
     """Derive the shared per-claim dates in one pass over the header and the lines.
 
     `derived` is the protected record's `phi_derived` block; without it (a plaintext claim) it is derived here.
+    With `own_period` (extract profiles, libs.validation.profiles) the ten-year window ends at the claim's receipt
+    date, else its last service date (never after `as_of`), instead of at `as_of`.
     """
     earliest: date | None = None
     latest_line: date | None = None
@@ -77,10 +80,13 @@ def build_context(claim: Claim, as_of: date, codesets: CodeSets, derived: PhiDer
             latest = value
         if earliest is None or value < earliest:
             earliest = value
+    window_end = as_of
+    if own_period:
+        window_end = min(claim.source.received_date or latest or as_of, as_of)
     return RuleContext(
         as_of=as_of,
         codesets=codesets,
-        oldest_allowed=years_before(as_of, MAX_CLAIM_AGE_YEARS),
+        oldest_allowed=years_before(window_end, MAX_CLAIM_AGE_YEARS),
         first_service_date=earliest,
         last_service_date=latest,
         diagnosis_date=claim.service_date_to or latest_line or claim.service_date_from,

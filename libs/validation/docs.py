@@ -13,6 +13,7 @@ from libs.validation.context import MAX_CLAIM_AGE_YEARS
 from libs.validation.dates import TIMELY_FILING_DAYS
 from libs.validation.diagnoses import POA_VALUES
 from libs.validation.lines import MAX_DIAGNOSIS_POINTERS, MAX_MODIFIERS
+from libs.validation.profiles import PROFILES, RuleProfile, Treatment
 
 REGENERATE = ".venv/bin/python -m apps.cli.main rules --markdown > docs/validation-rules.md"
 
@@ -29,6 +30,35 @@ def _table(specs: tuple[RuleSpec, ...]) -> list[str]:
         for spec in specs
     )
     return rows
+
+
+def _profiles() -> list[str]:
+    """The rule profiles per source format: what each does differently from the catalogue, and why."""
+    lines = [
+        "## Rule profiles per source format",
+        "",
+        "The source format of a claim (`source.format`) selects a rule profile. A submission is held to every rule "
+        "above; an adjudicated or research extract is not failed for fields its format cannot carry: those rules "
+        "report a *warning* instead of an error, or are *skipped*. Extract profiles judge `DATE_TOO_OLD` as of the "
+        "claim's own period (ten years back from its receipt date, else its last service date); `DATE_IN_FUTURE` "
+        "is always judged against the as-of date. Profiles are defined in `libs/validation/profiles.py`.",
+        "",
+    ]
+    for profile in PROFILES:
+        formats = ", ".join(f"`{fmt.value}`" for fmt in profile.formats)
+        lines += [f"### {profile.name}", "", f"{_cell(profile.description)} Formats: {formats}.", ""]
+        if not profile.treatments:
+            lines += ["Every rule applies as catalogued.", ""]
+            continue
+        lines += ["| Code | Treatment | Why |", "|---|---|---|"]
+        lines += [f"| `{code.value}` | {profile.treatments[code].value} | {_cell(profile.reasons[code])} |"
+                  for code in sorted(profile.treatments, key=lambda c: (_order(profile, c), c.value))]
+        lines.append("")
+    return lines
+
+
+def _order(profile: RuleProfile, code: object) -> int:
+    return 0 if profile.treatments.get(code) is Treatment.WARN else 1  # type: ignore[call-overload]
 
 
 def _notes() -> list[str]:
@@ -126,6 +156,7 @@ def render_markdown() -> str:
         "",
         *_table(RULES),
         "",
+        *_profiles(),
         *_notes(),
     ]
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ from libs.validation import amounts, dates, diagnoses, header, lines, npi, requi
 from libs.validation.catalog import ReasonCode, Severity
 from libs.validation.context import build_context
 from libs.validation.issues import Issue, ValidationResult, ValidationStatus
+from libs.validation.profiles import PROFILE_BY_FORMAT, SUBMISSION, apply_profile
 from libs.validation.registry import Rule
 
 RULES: tuple[Rule, ...] = (
@@ -48,12 +49,17 @@ def validate_claim(
     """Run every rule over `claim` as of `as_of`; the claim is invalid when any issue is an error.
 
     `derived` is the `phi_derived` block of a protected record (whose claim has no PHI left, see libs.phi.view);
-    omit it for a plaintext claim.
+    omit it for a plaintext claim. The claim's source format selects its rule profile (libs.validation.profiles):
+    submissions take the fast path below unchanged; extracts have some rules reported as warnings or skipped.
     """
-    context = build_context(claim, as_of, codesets if codesets is not None else load_codesets(), derived)
+    profile = PROFILE_BY_FORMAT.get(claim.source.format, SUBMISSION)
+    context = build_context(claim, as_of, codesets if codesets is not None else load_codesets(), derived,
+                            own_period=profile.own_period)
     issues: list[Issue] = []
     for check in _CHECKS:
         issues.extend(check(claim, context))
+    if not profile.is_submission:
+        issues = apply_profile(profile, issues)
     invalid = any(issue.severity is Severity.ERROR for issue in issues)
     return ValidationResult(claim.claim_id, ValidationStatus.INVALID if invalid else ValidationStatus.VALID, issues)
 

@@ -66,6 +66,13 @@ REDSHIFT_LAYOUT: dict[str, RedshiftLayout] = {
     "quality_metrics": RedshiftLayout(DistStyle.EVEN, sortkey=("recorded_at",)),
     "quarantine_summary": RedshiftLayout(DistStyle.ALL, sortkey=("summary_date",)),
     "batch_runs": RedshiftLayout(DistStyle.EVEN, sortkey=("started_at",)),
+    "intake_daily": RedshiftLayout(DistStyle.ALL, sortkey=("intake_date",)),
+    "field_quality": RedshiftLayout(DistStyle.ALL, sortkey=("intake_date", "source_format")),
+    # Member months join claims on the member token; small dimensions and reference tables go to every node.
+    "eligibility": RedshiftLayout(DistStyle.KEY, distkey="member_token", sortkey=("eligibility_month",)),
+    "ref_procedures": RedshiftLayout(DistStyle.ALL, sortkey=("procedure_code",)),
+    "ref_specialties": RedshiftLayout(DistStyle.ALL, sortkey=("taxonomy",)),
+    "schema_migrations": RedshiftLayout(DistStyle.ALL, sortkey=("version",)),
 }
 
 

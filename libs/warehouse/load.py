@@ -31,6 +31,7 @@ from sqlglot import exp
 
 from libs.deploy.redshift import RedshiftTarget, wait_for_statement
 from libs.warehouse.dialect import statements, table_columns
+from libs.warehouse.migrations import upgrade_duckdb
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -60,9 +61,14 @@ TABLE_SPECS: dict[str, TableSpec] = {
         TableSpec("quarantine_summary", ("summary_date", "reason_code", "source_format"), bookkeeping=("updated_at",)),
         TableSpec("quality_metrics", ("pipeline", "batch_run_id", "metric_name", "dimension"),
                   bookkeeping=("recorded_at",)),
+        TableSpec("intake_daily", ("intake_date", "source_format"), bookkeeping=("updated_at",)),
+        TableSpec("field_quality", ("intake_date", "source_format", "field_name"), bookkeeping=("updated_at",)),
+        TableSpec("ref_procedures", ("procedure_code",)),
+        TableSpec("ref_specialties", ("taxonomy",)),
     )
 }
-LOAD_ORDER = ("claims", "claim_lines", "providers", "quarantine_summary", "quality_metrics")
+LOAD_ORDER = ("claims", "claim_lines", "providers", "quarantine_summary", "quality_metrics", "intake_daily",
+              "field_quality", "ref_procedures", "ref_specialties")
 
 
 class WarehouseLoadError(RuntimeError):
@@ -269,8 +275,7 @@ def connect_duckdb(path: Path) -> duckdb.DuckDBPyConnection:
     """A connection to the warehouse file, with the schema created when missing (every statement IF NOT EXISTS)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = duckdb.connect(str(path))
-    for statement in statements():
-        connection.execute(statement.duckdb_sql)
+    upgrade_duckdb(connection, [statement.duckdb_sql for statement in statements()])
     return connection
 
 

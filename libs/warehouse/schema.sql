@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS claims (
     kafka_offset              BIGINT,
     batch_run_id              VARCHAR(64),
     loaded_at                 TIMESTAMP      NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- Added by migration 1 (libs/warehouse/migrations.py): the analytics attributes silver computes at ingest.
+    ingest_date               DATE,                     -- UTC day the claim version arrived (the daily batch's day)
+    age_band                  VARCHAR(8),               -- from phi_derived.patient_age_years, never the birth date
+    billing_specialty         VARCHAR(64),
+    em_level                  INTEGER,                  -- highest E/M level billed on the claim (1-5), NULL if none
     PRIMARY KEY (claim_id)
 );
 
@@ -148,4 +153,68 @@ CREATE TABLE IF NOT EXISTS batch_runs (
     app_version        VARCHAR(96),                    -- the deployed wheel's content digest
     error_message      VARCHAR(1024),                  -- never PHI: reason codes and locations only
     PRIMARY KEY (batch_run_id)
+);
+
+-- Per intake day and source format: how many claims arrived valid and quarantined, replacements and voids (the
+-- daily KPI mart's denominators). Recomputed for the day by every batch run.
+CREATE TABLE IF NOT EXISTS intake_daily (
+    intake_date         DATE          NOT NULL,
+    source_format       VARCHAR(24)   NOT NULL,
+    valid_claims        BIGINT        NOT NULL,
+    quarantined_claims  BIGINT        NOT NULL,
+    replacements        BIGINT        NOT NULL,
+    voids               BIGINT        NOT NULL,
+    updated_at          TIMESTAMP     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (intake_date, source_format)
+);
+
+-- Per intake day, source format and canonical field the rules look at: claims whose field was valid, invalid or
+-- missing (the Tuva data-quality buckets). Recomputed for the day by every batch run.
+CREATE TABLE IF NOT EXISTS field_quality (
+    intake_date     DATE          NOT NULL,
+    source_format   VARCHAR(24)   NOT NULL,
+    field_name      VARCHAR(64)   NOT NULL,
+    valid_count     BIGINT        NOT NULL,
+    invalid_count   BIGINT        NOT NULL,
+    missing_count   BIGINT        NOT NULL,
+    updated_at      TIMESTAMP     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (intake_date, source_format, field_name)
+);
+
+-- Member months: one row per member (token), payer and calendar month of eligibility, from the plan's enrolment
+-- (the generator's population) or the DE-SynPUF beneficiary summaries. The PMPM and per-1,000 denominators.
+CREATE TABLE IF NOT EXISTS eligibility (
+    member_token        VARCHAR(64)   NOT NULL,
+    payer_id            VARCHAR(80)   NOT NULL,
+    eligibility_month   DATE          NOT NULL,   -- first day of the month
+    age_band            VARCHAR(8),
+    gender              VARCHAR(1),
+    state               VARCHAR(2),
+    source              VARCHAR(24)   NOT NULL,   -- generator, synpuf-beneficiary, ...
+    PRIMARY KEY (member_token, payer_id, eligibility_month)
+);
+
+-- Reference data from the code sets, refreshed by every batch run: procedures (category, E/M level) and the
+-- specialties' expected E/M level mix.
+CREATE TABLE IF NOT EXISTS ref_procedures (
+    procedure_code  VARCHAR(8)    NOT NULL,
+    description     VARCHAR(256),
+    category        VARCHAR(32),
+    em_level        INTEGER,
+    PRIMARY KEY (procedure_code)
+);
+
+CREATE TABLE IF NOT EXISTS ref_specialties (
+    taxonomy             VARCHAR(10)   NOT NULL,
+    specialty            VARCHAR(64)   NOT NULL,
+    expected_level5_share DOUBLE       NOT NULL,
+    PRIMARY KEY (taxonomy)
+);
+
+-- Applied migrations (libs/warehouse/migrations.py): an existing warehouse upgrades in place, once per version.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version      INTEGER       NOT NULL,
+    description  VARCHAR(256)  NOT NULL,
+    applied_at   TIMESTAMP     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (version)
 );

@@ -17,7 +17,9 @@ from libs.warehouse.dialect import (
     table_columns,
 )
 
-EXPECTED_TABLES = {"claims", "claim_lines", "providers", "quality_metrics", "quarantine_summary", "batch_runs"}
+EXPECTED_TABLES = {"claims", "claim_lines", "providers", "quality_metrics", "quarantine_summary", "batch_runs",
+                   "intake_daily", "field_quality", "eligibility", "ref_procedures", "ref_specialties",
+                   "schema_migrations"}
 
 
 def test_duckdb_executes_the_source_twice_without_change() -> None:
