@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 JARS_STAMP := .cache/jars/.resolved
+PROMETHEUS_STAMP := .cache/prometheus/.installed
 STACK ?= dev
 COUNT ?= 100000
 SEED ?= 7
 
-.PHONY: help bootstrap jars run test lint typecheck unit bench kafka-up kafka-down topics deploy-apps clean
+.PHONY: help bootstrap jars run test lint typecheck unit bench kafka-up kafka-down topics deploy-apps serve clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -27,6 +28,13 @@ $(JARS_STAMP): tools/maven/kafka/pom.xml tools/maven/spark/pom.xml tools/maven/s
 
 jars: $(JARS_STAMP)  ## resolve Kafka and Spark connector jars from Maven Central into .cache/jars
 
+.PHONY: prometheus monitor-up monitor-down monitor-status
+$(PROMETHEUS_STAMP): scripts/fetch_prometheus.sh
+	bash scripts/fetch_prometheus.sh
+	@touch $@
+
+prometheus: $(PROMETHEUS_STAMP)  ## Debian's prometheus (promtool) and alertmanager (amtool) into .cache/prometheus
+
 run: $(VENV_STAMP) $(JARS_STAMP)  ## the main job: Kafka -> Spark streaming -> lake, then a reconciliation
 	$(PY) -m apps.cli.main run --count $(COUNT) --seed $(SEED)
 
@@ -36,7 +44,7 @@ lint: $(VENV_STAMP)
 typecheck: $(VENV_STAMP)
 	.venv/bin/mypy libs apps infra
 
-test: $(VENV_STAMP) $(JARS_STAMP) lint typecheck  ## ruff, mypy, then the whole pytest suite (real Kafka and Spark)
+test: $(VENV_STAMP) $(JARS_STAMP) $(PROMETHEUS_STAMP) lint typecheck  ## ruff, mypy, then the whole pytest suite (real Kafka and Spark)
 	.venv/bin/pytest -q
 
 unit: $(VENV_STAMP)  ## fast tests only (no Kafka, no Spark)
@@ -54,7 +62,19 @@ kafka-down: $(VENV_STAMP)  ## stop the local broker
 topics: $(VENV_STAMP)  ## create or update topics from configs/kafka/topics.json
 	$(PY) -m apps.cli.main topics
 
-deploy-apps: $(VENV_STAMP)  ## ship the apps to the stack STACK=dev|staging|prod (reads pulumi stack output)
+serve: $(VENV_STAMP)  ## the REST API on 127.0.0.1:8080 (OpenAPI at /docs; tokens: claims api token --role ROLE)
+	$(PY) -m apps.cli.main api --host 127.0.0.1 --port 8080
+
+monitor-up: $(VENV_STAMP) $(PROMETHEUS_STAMP)  ## local Prometheus + Alertmanager + lag exporter on loopback; prints the URL
+	$(PY) -m apps.cli.main monitor up
+
+monitor-down: $(VENV_STAMP)  ## stop the local monitoring processes
+	$(PY) -m apps.cli.main monitor down
+
+monitor-status: $(VENV_STAMP)  ## the local monitoring processes and their URLs
+	$(PY) -m apps.cli.main monitor status
+
+deploy-apps: $(VENV_STAMP) $(JARS_STAMP)  ## ship the apps to the stack STACK=dev|staging|prod (reads pulumi stack output)
 	$(PY) -m apps.cli.main deploy --stack $(STACK)
 
 clean:  ## remove local data (lake, checkpoints, broker logs); keeps .venv and jars

@@ -7,8 +7,11 @@ bench, deploy, reveal, export) and keeping each command next to its concern keep
 from __future__ import annotations
 
 import importlib
+from typing import Annotated
 
 import typer
+
+from libs.phi.logging import LogFormat, configure_logging
 
 COMMAND_MODULES = (
     "apps.cli.convert",      # claims convert
@@ -23,6 +26,9 @@ COMMAND_MODULES = (
     "apps.cli.bench",        # claims bench
     "apps.cli.deploy",       # claims deploy
     "apps.cli.phi",          # claims reveal, claims export --deidentified, claims keys
+    "apps.cli.monitor",      # claims monitor up|down|status|exporter|dashboards
+    "apps.cli.api",          # claims api (the REST API), claims api token
+    "apps.cli.analytics",    # claims analytics <mart>, claims screen PATH..., claims fraud score
 )
 
 app = typer.Typer(
@@ -32,6 +38,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _logging(
+    ctx: typer.Context,
+    log_format: Annotated[LogFormat, typer.Option(
+        help="file: JSON lines to .local/logs/<command>.log; json: JSON lines on stderr (as a service runs).",
+    )] = LogFormat.FILE,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """One logging set-up for every command (PHI-scrubbed JSON, correlation ids); see libs.phi.logging."""
+    configure_logging(log_level, process=ctx.invoked_subcommand or "claims", log_format=log_format)
+
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

@@ -161,9 +161,14 @@ class PhiProtector:
         return [self.protect(claim) for claim in claims]
 
     def _apply(self, parent: dict[str, Any], step: _Step, where: tuple[str, ...], sealed: dict[str, Any]) -> None:
-        """Protect the PHI leaves of one parent object in place (the producer's hot loop: kept flat on purpose)."""
+        """Protect the PHI leaves of one parent object in place (the producer's hot loop: kept flat on purpose).
+
+        The parent's place in the sealed block is found once per parent, on its first encrypted value, not per value.
+        """
+        node: dict[str, Any] | None = None
+        get = parent.get
         for key, action, kind, _path in step.leaves:
-            value = parent.get(key)
+            value = get(key)
             if value is None:
                 continue
             if action is _TOKENIZE:
@@ -171,9 +176,10 @@ class PhiProtector:
                 continue
             del parent[key]
             if action is _ENCRYPT:
-                node = sealed
-                for segment in where:
-                    node = node.setdefault(segment, {})
+                if node is None:
+                    node = sealed
+                    for segment in where:
+                        node = node.setdefault(segment, {})
                 node[key] = value
 
     # ----------------------------------------------------------------------------------------------------- reveal
