@@ -15,11 +15,12 @@ from datetime import UTC, date, datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F  # noqa: N812
 
+from libs.monitoring.correlation import correlation_id_column
 from libs.streaming.check import VERDICT_COLUMNS_DDL, ClaimChecker
 
 KAFKA_COLUMNS = ("kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_key")
 KAFKA_COLUMNS_DDL = ("kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp, "
-                     "kafka_key string, value binary, value_size int")
+                     "kafka_key string, value binary, value_size int, correlation_id string")
 
 
 def with_kafka_columns(raw: DataFrame) -> DataFrame:
@@ -32,6 +33,7 @@ def with_kafka_columns(raw: DataFrame) -> DataFrame:
         F.col("key").cast("string").alias("kafka_key"),
         F.col("value"),
         F.coalesce(F.length("value"), F.lit(0)).alias("value_size"),
+        (correlation_id_column() if "headers" in raw.columns else F.lit(None).cast("string")).alias("correlation_id"),
     )
 
 

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from libs.lake import LakeTables, OnceAppender, ensure_table
+from libs.monitoring.correlation import log_batch_correlations
 from libs.streaming import frames
 from libs.streaming.parse import check_messages
 
@@ -108,7 +109,7 @@ class BatchOutcome:
             "alerts": self.alerts,
             "valid_ratio": round(ratio, 6),
             "reason_counts": self.reason_counts,
-            "step_seconds": {step: round(seconds, 3) for step, seconds in self.step_seconds.items()},
+            # Sent with the batch's other outputs, so: from the batch's start until its outputs were being written.
             "batch_latency_ms": round(self.duration_seconds * 1000, 1),
         }
 
@@ -205,6 +206,8 @@ class ClaimBatchProcessor:
         writes: dict[str, Callable[[], object]] = {
             "bronze": lambda: append(frames.bronze_frame(checked), tables.bronze, batch_id),
             "topics": lambda: self._write_topics(checked, batch_id, outcome),
+            # Reads only: the batch's correlation ids into the stream's log, alongside the writes.
+            "correlation": lambda: log_batch_correlations(checked, batch_id),
         }
         if outcome.quarantined:
             writes["quarantine"] = lambda: append(frames.quarantine_frame(checked).coalesce(1),

@@ -126,7 +126,7 @@ def start_claims_query(
     # loss turns it off knowingly (settings.spark.fail_on_data_loss, docs/operations.md).
     reader = reader.option("startingOffsets", starting_offsets)
     reader = reader.option("failOnDataLoss", str(settings.spark.fail_on_data_loss).lower())
-    reader = reader.option("includeHeaders", "false")
+    reader = reader.option("includeHeaders", "true")  # the correlation_id header, carried into the logs
     for key, value in SOURCE_CONSUMER_OPTIONS.items():
         reader = reader.option(key, value)
     if settings.spark.max_offsets_per_trigger:
