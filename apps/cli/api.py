@@ -1,10 +1,12 @@
-"""`claims api [--host H --port P]` serves the REST API; `claims api token --role ROLE` prints a local bearer token.
+"""`claims api [--host H --port P]` serves the REST API; `claims api token --role ROLE` prints a local bearer token;
+`claims api screenshot` regenerates docs/images/dashboard.png.
 
 Thin: the app is apps/api/main.py, token signing libs/api/auth.py (refused outside the local environment).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,11 +17,14 @@ api_app = typer.Typer(help="The REST API (FastAPI on uvicorn) and local bearer t
 @api_app.callback()
 def api_command(
     ctx: typer.Context,
+    *,
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port (default: settings.monitoring.api_port, 8080).", min=1,
                                              max=65535)] = None,
     ssl_certfile: Annotated[str | None, typer.Option(help="Serve HTTPS with this PEM certificate (chain).")] = None,
     ssl_keyfile: Annotated[str | None, typer.Option(help="The certificate's PEM private key.")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes on the port (ingestion is CPU-bound Python).",
+                                         min=1, max=64)] = 1,
 ) -> None:
     """Serve the API (OpenAPI at /docs) until Ctrl-C; HTTPS when given a certificate and key."""
     if ctx.invoked_subcommand is not None:
@@ -34,7 +39,8 @@ def api_command(
         raise typer.Exit(2)
     settings = load_settings()
     try:
-        serve(host, port or settings.monitoring.api_port, settings, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+        serve(host, port or settings.monitoring.api_port, None if workers > 1 else settings,
+              ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, workers=workers)
     except (AuthConfigurationError, IngestError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -63,6 +69,31 @@ def token_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(issuer.issue(subject, [Role(name) for name in role], ttl))
+
+
+@api_app.command("screenshot")
+def screenshot_command(
+    output: Annotated[Path, typer.Option(help="Where to write the PNG.")] = Path("docs/images/dashboard.png"),
+    count: Annotated[int, typer.Option(help="Generated claims in the sample warehouse.", min=100,
+                                       max=200_000)] = 4000,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
+) -> None:
+    """Screenshot /dashboard over a sample warehouse of generated claims in headless Chromium (the browser test's
+    code), e.g. to regenerate docs/images/dashboard.png. Needs Debian's chromium and `make web-assets`."""
+    from libs.api.dashboard_capture import BrowserMissingError  # noqa: PLC0415
+    from libs.api.showcase import screenshot_sample_dashboard  # noqa: PLC0415
+
+    try:
+        capture, sample = screenshot_sample_dashboard(output, count=count, seed=seed)
+    except BrowserMissingError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    problems = capture.page_errors + capture.console_errors + capture.failed_requests
+    if capture.state != "ready" or problems:
+        typer.echo(f"error: the page ended {capture.state}: {capture.status_text or '; '.join(problems)}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{output}: {sample.claims:,} claims over {sample.first_day} .. {sample.last_day}; "
+               f"charts: {', '.join(f'{name} {chart.marks} marks' for name, chart in capture.charts.items())}")
 
 
 def register(app: typer.Typer) -> None:

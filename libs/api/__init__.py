@@ -1,4 +1,5 @@
-"""The API's library side: authentication and roles, rate limits, the request audit, readiness, batch runs.
+"""The API's library side: authentication and roles, rate limits, the request audit, readiness, batch runs,
+analytics access and the dashboard's test and screenshot tooling.
 
 Kept apart from apps/api (the FastAPI app and its thin routers) so that tests call each piece without a server:
 
@@ -10,4 +11,9 @@ Kept apart from apps/api (the FastAPI app and its thin routers) so that tests ca
     problems    RFC 9457 problem documents for every error status
     readiness   Kafka, lake and warehouse checks for /readyz
     batches     daily batch runs in child processes, one per date at a time
+    warehouse   one short read-only DuckDB connection per analytics request (503 when missing or being written)
+    stream_lag  the stream's consumer lag from the lag exporter's or the stream's Prometheus endpoint
+    sample_warehouse   generated claims loaded by the warehouse loader (browser test, screenshot, load bench)
+    dashboard_capture  the dashboard in headless Chromium (Playwright): what each chart drew, and a screenshot
+    showcase    the API in a background thread; the dashboard screenshot of a sample warehouse
 """

@@ -8,8 +8,9 @@ A request that fails authentication is rate limited by client address, so guessi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -22,12 +23,16 @@ from libs.api.batches import BatchRunner
 from libs.api.metrics import ApiMetrics, api_metrics
 from libs.api.problems import ApiProblem
 from libs.api.ratelimit import RateLimiter
+from libs.api.stream_lag import LagSource, default_sources
+from libs.api.warehouse import AnalyticsWarehouse
 from libs.ingest.idempotency import IdempotencyStore
 from libs.ingest.service import IngestService
-from libs.settings import Settings
+from libs.settings import REPO_ROOT, Settings
 
 bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (`claims api token --role ROLE` locally).")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+# The dashboard's chart libraries, vendored by `make web-assets` (scripts/fetch_web_assets.sh); never a CDN.
+WEB_ASSETS_DIR = REPO_ROOT / ".cache" / "web" / "vendor"
 
 
 @dataclass
@@ -42,6 +47,9 @@ class ApiContext:
     metrics: ApiMetrics
     audit: RequestAuditLog
     registry: CollectorRegistry
+    warehouse: AnalyticsWarehouse
+    lag_sources: tuple[LagSource, ...]
+    web_assets: Path
 
     def identify(self, token: str) -> Principal | None:
         """The caller a token names if it verifies, else None (for the audit record of an unrouted request)."""
@@ -58,7 +66,8 @@ class ApiContext:
 
 def build_context(settings: Settings, *, registry: CollectorRegistry = REGISTRY, verifier: TokenVerifier | None = None,
                   ingest: IngestService | None = None, batches: BatchRunner | None = None,
-                  limiter: RateLimiter | None = None) -> ApiContext:
+                  limiter: RateLimiter | None = None, lag_sources: Sequence[LagSource] | None = None,
+                  web_assets: Path = WEB_ASSETS_DIR) -> ApiContext:
     """The context for `settings`: fails at start-up without a PHI protector or a way to verify tokens."""
     api = settings.api
     return ApiContext(
@@ -71,6 +80,9 @@ def build_context(settings: Settings, *, registry: CollectorRegistry = REGISTRY,
         metrics=api_metrics(registry),
         audit=RequestAuditLog(settings.security.audit_log),
         registry=registry,
+        warehouse=AnalyticsWarehouse(settings),
+        lag_sources=tuple(default_sources(settings.monitoring) if lag_sources is None else lag_sources),
+        web_assets=web_assets,
     )
 
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
 from apps.api.main import create_app
 from libs.api.auth import LocalTokenIssuer, Role
 from libs.api.batches import BatchRunner
 from libs.api.context import ApiContext, build_context
 from libs.api.ratelimit import RateLimiter
+from libs.api.stream_lag import LagSource
 from libs.kafka.broker import free_port
 from libs.settings import Settings
 from tests.api.batch_targets import gated_batch
@@ -91,3 +93,59 @@ def serve(tmp_path: Path, kafka_broker) -> Iterator[Callable[..., Server]]:
 def api(serve: Callable[..., Server]) -> Server:
     """One API server for the test."""
     return serve()
+
+
+# ------------------------------------------------------------------------------------- analytics (no Kafka needed)
+
+@dataclass
+class AnalyticsServer:
+    """An API over a warehouse the test wrote (reads need no broker: the producer is created on first ingest)."""
+
+    url: str
+    context: ApiContext
+    issuer: LocalTokenIssuer
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    def headers(self, *roles: Role, subject: str = "analyst-1") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.issuer.issue(subject, roles)}"}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+
+@pytest.fixture
+def serve_analytics(tmp_path: Path) -> Iterator[Callable[..., AnalyticsServer]]:
+    """A factory of API servers on settings under tmp_path (warehouse at settings.warehouse.duckdb_path)."""
+    from libs.api.showcase import running_server, sample_settings  # noqa: PLC0415
+
+    stack = contextlib.ExitStack()
+
+    def factory(*, lag_sources: Sequence[LagSource] = (), web_assets: Path | None = None,
+                settings: Settings | None = None) -> AnalyticsServer:
+        settings = settings or sample_settings(tmp_path / "api")
+        extra = {"web_assets": web_assets} if web_assets is not None else {}
+        context = build_context(settings, registry=CollectorRegistry(), lag_sources=lag_sources, **extra)
+        server = stack.enter_context(running_server(context))
+        return AnalyticsServer(server.url, context, LocalTokenIssuer(settings))
+
+    with stack:
+        yield factory
+
+
+@pytest.fixture
+def stream_endpoint() -> Iterator[str]:
+    """The stream's real metrics (libs.streaming.metrics) on a Prometheus HTTP endpoint, lag 7 + 5 over two
+    partitions."""
+    from libs.streaming.metrics import StreamMetrics  # noqa: PLC0415  (imports PySpark's listener API)
+
+    metrics = StreamMetrics(CollectorRegistry())
+    metrics.consumer_lag.labels(topic="medical-claims-raw", partition="0").set(7)
+    metrics.consumer_lag.labels(topic="medical-claims-raw", partition="1").set(5)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    yield f"http://127.0.0.1:{port}/metrics"
+    server.shutdown()
+    thread.join(timeout=10)

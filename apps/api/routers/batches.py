@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
+import duckdb
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -13,6 +14,7 @@ from libs.api.auth import Principal, Role
 from libs.api.batches import BatchAlreadyRunningError, BatchJob
 from libs.api.context import context_of, require
 from libs.api.problems import ApiProblem
+from libs.api.warehouse import WarehouseUnavailableError, recent_batch_runs
 from libs.settings import WarehouseKind
 
 router = APIRouter(tags=["batches"])
@@ -30,15 +32,16 @@ def _job_answer(job: BatchJob) -> dict[str, Any]:
 
 
 def _ledger(request: Request) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """Recent rows of the warehouse's batch_runs ledger (local DuckDB), or why they cannot be read now."""
-    settings = context_of(request).settings
-    if settings.warehouse.kind is not WarehouseKind.DUCKDB:
+    """Recent rows of the warehouse's batch_runs ledger (local DuckDB, read-only), or why they cannot be read now."""
+    context = context_of(request)
+    if context.settings.warehouse.kind is not WarehouseKind.DUCKDB:
         return None, "the batch_runs ledger is in Redshift; query it there"
-    from libs.warehouse.load import batch_runs_duckdb  # noqa: PLC0415  (DuckDB only when the ledger is read)
-
     try:
-        runs = batch_runs_duckdb(settings.warehouse.duckdb_path, limit=LEDGER_ROWS)
-    except Exception as exc:  # noqa: BLE001  (e.g. a running batch holds DuckDB's write lock: say so, do not fail)
+        with context.warehouse.connection() as connection:
+            runs = recent_batch_runs(connection, limit=LEDGER_ROWS)
+    except WarehouseUnavailableError as exc:  # no warehouse yet, or a running batch holds DuckDB's write lock
+        return None, str(exc)
+    except duckdb.Error as exc:
         return None, f"the ledger cannot be read now ({type(exc).__name__})"
     rows = [{"batch_run_id": run.batch_run_id, "run_date": run.run_date.isoformat() if run.run_date else None,
              "status": run.status, "started_at": run.started_at.isoformat() if run.started_at else None,
