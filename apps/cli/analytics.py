@@ -81,6 +81,44 @@ def show_command(  # noqa: PLR0917  (Typer maps parameters to options)
            as_json)
 
 
+@analytics_app.command("eligibility")
+def eligibility_command(
+    generated: Annotated[bool, typer.Option("--generated", help="The generator's population (with --count, --seed: "
+                                            "the same as `claims produce --generated`).")] = False,
+    count: Annotated[int, typer.Option(min=1, help="--generated: claims the generated run had.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="--generated: the generated run's seed.")] = 7,
+    synpuf_beneficiary: Annotated[Path | None, typer.Option(
+        "--synpuf-beneficiary", help="A DE-SynPUF beneficiary summary CSV.")] = None,
+    year: Annotated[int | None, typer.Option(help="--synpuf-beneficiary: the file's year (default: from its name).")
+                    ] = None,
+) -> None:
+    """Load member months (the PMPM denominators) into the local warehouse and rebuild the marts."""
+    from libs.analytics.eligibility import (  # noqa: PLC0415
+        EligibilityError,
+        load_generated_eligibility,
+        load_synpuf_eligibility,
+    )
+    from libs.settings import load_settings  # noqa: PLC0415
+
+    if generated == (synpuf_beneficiary is not None):
+        typer.echo("error: expected exactly one source, --generated or --synpuf-beneficiary FILE, found "
+                   + ("both" if generated else "neither"), err=True)
+        raise typer.Exit(2)
+    settings = load_settings()
+    try:
+        if synpuf_beneficiary is not None:
+            loaded = load_synpuf_eligibility(settings, synpuf_beneficiary, year)
+            source = f"DE-SynPUF beneficiary file {synpuf_beneficiary.name}"
+        else:
+            loaded = load_generated_eligibility(settings, count, seed)
+            source = f"generated population (count {count:,}, seed {seed})"
+    except EligibilityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"eligibility: {loaded:,} member months from the {source} loaded into "
+               f"{settings.warehouse.duckdb_path}; marts rebuilt")
+
+
 @fraud_app.command("score")
 def score_command(
     count: Annotated[int, typer.Option(min=1, help="Claims to generate.")] = 20000,

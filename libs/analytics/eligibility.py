@@ -13,19 +13,32 @@ annual summaries, and it keeps a year's member months exact even when their plac
 from __future__ import annotations
 
 import csv
+import random
+import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
+from libs.codesets import CodeSets
 from libs.enrichment import age_band
-from libs.generator.population import Population
+from libs.generator.config import GeneratorConfig
+from libs.generator.fraud import PROVIDER_LEVEL_SCENARIOS, SCENARIOS
+from libs.generator.population import Population, build_population
+from libs.model.claim import PhiKind
 from libs.phi.derived import age_in_years, capped_age
+from libs.settings import Settings, WarehouseKind
 
 SYNPUF_PAYER_ID = "CMS-MEDICARE"
 SYNPUF_GENDERS = {"1": "M", "2": "F"}
+_SYNPUF_YEAR = re.compile(r"_(\d{4})_Beneficiary", re.IGNORECASE)
+
+
+class EligibilityError(ValueError):
+    """Member months could not be loaded: a missing or unnamed source file, or a warehouse this loader cannot reach."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,17 @@ def months_between(start: date, end: date) -> list[date]:
         months.append(date(year, month, 1))
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return months
+
+
+def generated_population(config: GeneratorConfig, codesets: CodeSets) -> Population:
+    """The population `generate_claims(config)` draws its claims from, rebuilt without generating a claim.
+
+    The generator draws its population first from `random.Random(seed)` (libs.generator.engine._Run), so the same
+    seed and config rebuild exactly the members whose claims `claims produce --generated` sent: their eligibility
+    is the plan's enrolment for those claims (tests/analytics prove every generated member is in it).
+    """
+    rng = random.Random(config.seed)  # noqa: S311  (reproducible simulation, the generator's own seeding)
+    return build_population(rng, config, codesets, len(SCENARIOS) + len(PROVIDER_LEVEL_SCENARIOS))
 
 
 def eligibility_from_population(population: Population, token: Callable[[str], str]) -> Iterator[EligibilityRow]:
@@ -86,10 +110,81 @@ def eligibility_from_synpuf(path: Path, year: int, token: Callable[[str], str]) 
 
 
 def load_eligibility(connection: duckdb.DuckDBPyConnection, rows: Iterable[EligibilityRow]) -> int:
-    """Upsert member months by (member, payer, month): loading the same source twice changes nothing."""
-    values = [astuple(row) for row in rows]
-    if values:
-        connection.executemany(
-            "INSERT OR REPLACE INTO eligibility (member_token, payer_id, eligibility_month, age_band, gender, state, "
-            "source) VALUES (?, ?, ?, ?, ?, ?, ?)", values)
-    return len(values)
+    """Upsert member months by (member, payer, month): loading the same source twice changes nothing.
+
+    Rows go in as one Arrow table (a population of a million claims has ~10^5-10^6 member months; row-by-row inserts
+    took minutes). A key repeated in `rows` keeps its last row, as sequential upserts would.
+    """
+    unique = {(row.member_token, row.payer_id, row.eligibility_month): row for row in rows}
+    if not unique:
+        return 0
+    names = [f.name for f in fields(EligibilityRow)]
+    table = pa.table({name: [getattr(row, name) for row in unique.values()] for name in names})
+    connection.register("eligibility_rows", table)
+    try:
+        connection.execute(f"INSERT OR REPLACE INTO eligibility ({', '.join(names)}) "  # noqa: S608  (field names)
+                           f"SELECT {', '.join(names)} FROM eligibility_rows")
+    finally:
+        connection.unregister("eligibility_rows")
+    return len(unique)
+
+
+def member_tokenizer(settings: Settings) -> Callable[[str], str]:
+    """The producer's member-id token function (keyed HMAC, libs.phi.tokens) for these settings.
+
+    Eligibility must carry the very tokens the claims carry, or PMPM would join nothing: the same keys, the same
+    domain (the member-id PHI kind) as PhiProtector uses for `member_id` leaves.
+    """
+    from libs.phi.keys import token_keys_from_settings  # noqa: PLC0415  (key material only when loading)
+    from libs.phi.tokens import Tokenizer  # noqa: PLC0415
+
+    tokenizer = Tokenizer(token_keys_from_settings(settings.security))
+    return lambda member_id: tokenizer.token(PhiKind.MEMBER_ID.value, member_id)
+
+
+def synpuf_year(path: Path) -> int:
+    """The year of a DE-SynPUF beneficiary summary file from its CMS name (DE1_0_2008_Beneficiary_Summary_...)."""
+    found = _SYNPUF_YEAR.search(path.name)
+    if found is None:
+        msg = (f"{path.name}: expected a DE-SynPUF beneficiary file name with its year "
+               "(DE1_0_<year>_Beneficiary_Summary_File_Sample_<n>.csv), found none; pass the year explicitly")
+        raise EligibilityError(msg)
+    return int(found.group(1))
+
+
+def _load_and_rebuild(settings: Settings, rows: Iterable[EligibilityRow]) -> int:
+    from libs.analytics.marts import rebuild_marts  # noqa: PLC0415  (marts import the warehouse loader)
+    from libs.warehouse.load import connect_duckdb  # noqa: PLC0415
+
+    if settings.warehouse.kind is not WarehouseKind.DUCKDB:
+        msg = (f"eligibility load: expected the local DuckDB warehouse (warehouse.kind duckdb), found "
+               f"{settings.warehouse.kind.value}; on Redshift, stage the member months as Parquet and load them "
+               "with the warehouse load (table eligibility)")
+        raise EligibilityError(msg)
+    connection = connect_duckdb(settings.warehouse.duckdb_path)
+    try:
+        loaded = load_eligibility(connection, rows)
+        rebuild_marts(connection)  # PMPM divides by member months: recompute it now, not at the next batch
+    finally:
+        connection.close()
+    return loaded
+
+
+def load_generated_eligibility(settings: Settings, count: int, seed: int) -> int:
+    """Load the member months of the population `claims produce --generated --count N --seed S` draws from.
+
+    The call `make run` makes after producing (same count and seed); returns the member months loaded.
+    """
+    from libs.codesets import load_codesets  # noqa: PLC0415
+
+    population = generated_population(GeneratorConfig(count=count, seed=seed), load_codesets())
+    return _load_and_rebuild(settings, eligibility_from_population(population, member_tokenizer(settings)))
+
+
+def load_synpuf_eligibility(settings: Settings, path: Path, year: int | None = None) -> int:
+    """Load the member months of a DE-SynPUF beneficiary summary file (its year from the file name by default)."""
+    if not path.is_file():
+        msg = f"DE-SynPUF beneficiary file: expected a CSV file at {path}, found none"
+        raise EligibilityError(msg)
+    rows = eligibility_from_synpuf(path, year if year is not None else synpuf_year(path), member_tokenizer(settings))
+    return _load_and_rebuild(settings, rows)

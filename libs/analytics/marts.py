@@ -66,6 +66,11 @@ def mart_names() -> tuple[str, ...]:
     return tuple(mart.name for mart in marts())
 
 
+def redshift_rebuild_sql() -> list[tuple[str, str]]:
+    """(mart name, statement) for rebuilding every mart on Redshift, in file order (run in one transaction)."""
+    return [(mart.name, sql) for mart in marts() for sql in mart.redshift_rebuild()]
+
+
 def rebuild_marts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Recompute every mart table in one transaction; returns rows per mart."""
     counts: dict[str, int] = {}

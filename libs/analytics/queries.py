@@ -209,3 +209,224 @@ QUERIES = {
     "daily": daily_kpis, "pmpm": pmpm, "diagnoses": top_diagnoses, "procedures": top_procedures,
     "providers": provider_profiles, "quarantine": quarantine_trend, "quality": data_quality,
 }
+
+
+# ------------------------------------------------------------------------------------------------ API queries (issue 9)
+# The REST API's /v1/analytics routes and the dashboard read these. They group the warehouse tables the batch loads
+# (claims, intake_daily, quarantine_summary) at the grains the routes answer, which no mart has: claims by day, claim
+# type and payer; billing (not rendering) providers; fraud alerts by rule and day. Each aggregates member tokens away,
+# counts standing claims only (voided claims count nowhere, as in the marts), binds every filter as a parameter and
+# pages with a stable order. DuckDB dialect; the claims' `fraud_codes` list is split with string_split / UNNEST.
+
+BUILD_HINT = "run the daily batch (claims batch --date YYYY-MM-DD) to build it"
+
+
+@dataclass(frozen=True)
+class ClaimsSummaryRow:
+    """Standing claims and billed amount of one intake day, claim type and payer; `valid_ratio` is the whole day's
+    (valid / (valid + quarantined) claims), since a quarantined claim's type and payer cannot be trusted."""
+
+    intake_date: date
+    claim_type: str
+    payer_id: str | None
+    claims: int
+    billed_amount: float
+    valid_ratio: float | None
+
+
+@dataclass(frozen=True)
+class BillingProviderRow:
+    """One billing provider over the chosen days: standing claims, billed amount, claims with a fraud alert and
+    alerts (one per claim and rule)."""
+
+    npi: str
+    specialty: str | None
+    claims: int
+    billed_amount: float
+    alerted_claims: int
+    alerts: int
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """Quarantined claims under one reason code (a claim with two codes counts under both)."""
+
+    reason_code: str
+    severity: str
+    claim_count: int
+
+
+@dataclass(frozen=True)
+class QualityRow:
+    """Valid and quarantined claims of one intake day and source format, and its `top` reason codes."""
+
+    intake_date: date
+    source_format: str
+    valid_claims: int
+    quarantined_claims: int
+    valid_ratio: float | None
+    top_reasons: tuple[ReasonCount, ...]
+
+
+@dataclass(frozen=True)
+class FraudAlertCount:
+    """Standing claims alerted under one fraud rule on one intake day, and what they billed."""
+
+    intake_date: date
+    rule: str
+    alerts: int
+    billed_amount: float
+
+
+MAX_TOP_REASONS = 20
+PROVIDER_ORDERS = {"billed": "billed_amount DESC, npi", "claims": "claims DESC, npi", "alerts": "alerts DESC, npi"}
+
+
+def _check_paging(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT or offset < 0:
+        msg = f"paging: expected 1 <= limit <= {MAX_LIMIT} and offset >= 0, found limit {limit}, offset {offset}"
+        raise AnalyticsError(msg)
+
+
+def _filters(conditions: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
+    """`AND`-joined conditions whose value is not None, and their parameters."""
+    used = [(condition, value) for condition, value in conditions if value is not None]
+    return "".join(f" AND {condition}" for condition, _ in used), [value for _, value in used]
+
+
+def _fetch_page(connection: duckdb.DuckDBPyConnection, row_type: type[T], what: str, sql: str, params: list[Any],
+                *, limit: int, offset: int) -> Page[T]:
+    """Run `sql` (ending in ORDER BY, without LIMIT) for one page; a missing table says how to build it."""
+    _check_paging(limit, offset)
+    try:
+        rows = connection.execute(f"{sql} LIMIT ? OFFSET ?", [*params, limit + 1, offset]).fetchall()
+    except duckdb.CatalogException as exc:
+        msg = f"{what}: a warehouse table is missing ({str(exc).splitlines()[0]}); {BUILD_HINT}"
+        raise AnalyticsError(msg) from exc
+    built = [row_type(*[_number(v) for v in row]) for row in rows[:limit]]
+    return Page(rows=built, limit=limit, offset=offset, has_more=len(rows) > limit)
+
+
+def claims_summary(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+                   date_to: date | None = None, claim_type: str | None = None, payer_id: str | None = None,
+                   limit: int = 100, offset: int = 0) -> Page[ClaimsSummaryRow]:
+    """Standing claims and billed amount by intake day, claim type and payer, with the day's valid ratio; newest
+    day first."""
+    where, params = _filters([("ingest_date >= ?", date_from), ("ingest_date <= ?", date_to),
+                              ("claim_type = ?", claim_type), ("payer_id = ?", payer_id)])
+    day_where, day_params = _filters([("intake_date >= ?", date_from), ("intake_date <= ?", date_to)])
+    sql = f"""
+        WITH standing AS (
+            SELECT ingest_date AS intake_date, claim_type, payer_id, COUNT(*) AS claims,
+                   COALESCE(SUM(total_charge), 0) AS billed_amount
+            FROM claims WHERE is_voided = FALSE AND ingest_date IS NOT NULL{where}
+            GROUP BY ingest_date, claim_type, payer_id
+        ), days AS (
+            SELECT intake_date, CAST(SUM(valid_claims) AS DOUBLE)
+                       / NULLIF(SUM(valid_claims) + SUM(quarantined_claims), 0) AS valid_ratio
+            FROM intake_daily WHERE TRUE{day_where} GROUP BY intake_date
+        )
+        SELECT s.intake_date, s.claim_type, s.payer_id, s.claims, s.billed_amount, d.valid_ratio
+        FROM standing AS s LEFT JOIN days AS d ON d.intake_date = s.intake_date
+        ORDER BY s.intake_date DESC, s.claim_type, s.payer_id NULLS LAST"""
+    return _fetch_page(connection, ClaimsSummaryRow, "claims summary", sql, [*params, *day_params],
+                       limit=limit, offset=offset)
+
+
+def billing_providers(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+                      date_to: date | None = None, min_claims: int = 0, order_by: str = "billed", limit: int = 20,
+                      offset: int = 0) -> Page[BillingProviderRow]:
+    """The top billing providers of the intake days chosen, by billed amount (or claims, or alerts)."""
+    if order_by not in PROVIDER_ORDERS:
+        msg = f"order_by: expected one of {', '.join(PROVIDER_ORDERS)}, found {order_by!r}"
+        raise AnalyticsError(msg)
+    where, params = _filters([("c.ingest_date >= ?", date_from), ("c.ingest_date <= ?", date_to)])
+    sql = f"""
+        SELECT b.npi, p.specialty, b.claims, b.billed_amount, b.alerted_claims, b.alerts
+        FROM (
+            SELECT c.billing_npi AS npi, COUNT(*) AS claims, COALESCE(SUM(c.total_charge), 0) AS billed_amount,
+                   SUM(CASE WHEN COALESCE(c.fraud_codes, '') <> '' THEN 1 ELSE 0 END) AS alerted_claims,
+                   SUM(CASE WHEN COALESCE(c.fraud_codes, '') <> ''
+                            THEN LEN(STRING_SPLIT(c.fraud_codes, ',')) ELSE 0 END) AS alerts
+            FROM claims AS c
+            WHERE c.is_voided = FALSE AND c.billing_npi IS NOT NULL{where}
+            GROUP BY c.billing_npi
+        ) AS b
+        LEFT JOIN providers AS p ON p.npi = b.npi
+        WHERE b.claims >= ?
+        ORDER BY {PROVIDER_ORDERS[order_by]}"""
+    return _fetch_page(connection, BillingProviderRow, "billing providers", sql, [*params, min_claims],
+                       limit=limit, offset=offset)
+
+
+def _top_reasons(connection: duckdb.DuckDBPyConnection, keys: list[tuple[date, str]],
+                 top: int) -> dict[tuple[date, str], tuple[ReasonCount, ...]]:
+    """The `top` reason codes of each (day, source format) of `keys`, most claims first (one query for the page:
+    the page's day range and formats select the rows, the keys keep the pairs the page has)."""
+    if not keys:
+        return {}
+    formats = sorted({source for _, source in keys})
+    sql = f"""
+        SELECT summary_date, source_format, reason_code, severity, claim_count FROM (
+            SELECT summary_date, source_format, reason_code, severity, claim_count,
+                   ROW_NUMBER() OVER (PARTITION BY summary_date, source_format
+                                      ORDER BY claim_count DESC, reason_code) AS rank
+            FROM quarantine_summary
+            WHERE summary_date >= ? AND summary_date <= ? AND source_format IN ({", ".join("?" for _ in formats)})
+        ) AS ranked WHERE rank <= ? ORDER BY summary_date, source_format, rank"""
+    params = [min(day for day, _ in keys), max(day for day, _ in keys), *formats, top]
+    wanted = set(keys)
+    found: dict[tuple[date, str], list[ReasonCount]] = {}
+    for day, source, code, severity, count in connection.execute(sql, params).fetchall():
+        if (day, source) in wanted:
+            found.setdefault((day, source), []).append(ReasonCount(code, severity, int(count)))
+    return {key: tuple(reasons) for key, reasons in found.items()}
+
+
+def quality_by_day(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+                   date_to: date | None = None, source_format: str | None = None, top: int = 3, limit: int = 100,
+                   offset: int = 0) -> Page[QualityRow]:
+    """Valid ratio and the `top` quarantine reason codes by intake day and source format; newest day first."""
+    if not 0 <= top <= MAX_TOP_REASONS:
+        msg = f"top: expected 0 to {MAX_TOP_REASONS} reason codes per row, found {top}"
+        raise AnalyticsError(msg)
+    where, params = _filters([("intake_date >= ?", date_from), ("intake_date <= ?", date_to),
+                              ("source_format = ?", source_format)])
+    sql = f"""
+        SELECT intake_date, source_format, SUM(valid_claims) AS valid_claims,
+               SUM(quarantined_claims) AS quarantined_claims,
+               CAST(SUM(valid_claims) AS DOUBLE) / NULLIF(SUM(valid_claims) + SUM(quarantined_claims), 0),
+               NULL AS top_reasons
+        FROM intake_daily WHERE TRUE{where}
+        GROUP BY intake_date, source_format
+        ORDER BY intake_date DESC, source_format"""
+    page = _fetch_page(connection, QualityRow, "data quality", sql, params, limit=limit, offset=offset)
+    reasons = _top_reasons(connection, [(row.intake_date, row.source_format) for row in page.rows], top) if top else {}
+    rows = [QualityRow(row.intake_date, row.source_format, row.valid_claims, row.quarantined_claims, row.valid_ratio,
+                       reasons.get((row.intake_date, row.source_format), ())) for row in page.rows]
+    return Page(rows=rows, limit=page.limit, offset=page.offset, has_more=page.has_more)
+
+
+def fraud_alerts_by_rule(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+                         date_to: date | None = None, rule: str | None = None, limit: int = 100,
+                         offset: int = 0) -> Page[FraudAlertCount]:
+    """Standing claims alerted per fraud rule and intake day (from the claims' fraud_codes); newest day first."""
+    where, params = _filters([("ingest_date >= ?", date_from), ("ingest_date <= ?", date_to)])
+    rule_where, rule_params = _filters([("rule = ?", rule)])
+    sql = f"""
+        SELECT intake_date, rule, COUNT(*) AS alerts, COALESCE(SUM(total_charge), 0) AS billed_amount
+        FROM (
+            SELECT ingest_date AS intake_date, total_charge, TRIM(UNNEST(STRING_SPLIT(fraud_codes, ','))) AS rule
+            FROM claims
+            WHERE is_voided = FALSE AND ingest_date IS NOT NULL AND COALESCE(fraud_codes, '') <> ''{where}
+        ) AS alerted
+        WHERE rule <> ''{rule_where}
+        GROUP BY intake_date, rule
+        ORDER BY intake_date DESC, alerts DESC, rule"""
+    return _fetch_page(connection, FraudAlertCount, "fraud alerts", sql, [*params, *rule_params],
+                       limit=limit, offset=offset)
+
+
+API_QUERIES = {"summary": claims_summary, "providers": billing_providers, "quality": quality_by_day,
+               "fraud": fraud_alerts_by_rule}
+"""The REST API's analytics routes (/v1/analytics/<name>) -> their query functions."""

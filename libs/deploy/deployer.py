@@ -30,6 +30,7 @@ from libs.deploy.emr_steps import JobArtifacts, JobKind, apply_changes, list_act
 from libs.deploy.outputs import StackOutputs, check_stack_environment
 from libs.deploy.plan import Action, Component, DeployPlan, PlanItem
 from libs.deploy.redshift import RedshiftTarget, apply_ddl, plan_ddl
+from libs.deploy.redshift_migrations import apply_migrations, migrated_tables, plan_migrations
 from libs.deploy.render_config import CONFIG_FILE_NAME, DEFAULT_SHIPPED_FILES, ShippedFile, render_app_config
 from libs.deploy.state import Release, load_state, save_state
 from libs.settings import REPO_ROOT, Environment, KafkaSettings, SparkSettings
@@ -161,8 +162,12 @@ def deploy(outputs: StackOutputs, options: DeployOptions, *,
     plan.extend([item for _, item in uploads])
 
     state = load_state(s3, bucket, plan.environment)
-    ddl_changes = plan_ddl(redshift_statements(), state.ddl, schema_migrated=options.schema_migrated)
+    migration_changes = plan_migrations(redshift_statements(), state.ddl, state.migrations,
+                                        schema_migrated=options.schema_migrated)
+    ddl_changes = plan_ddl(redshift_statements(), state.ddl, schema_migrated=options.schema_migrated,
+                           migrated_tables=migrated_tables(migration_changes))
     plan.extend([change.plan_item() for change in ddl_changes])
+    plan.extend([change.plan_item() for change in migration_changes])
 
     jar_uris = tuple(jar.uri(bucket) for jar in jars)
     job_artifacts = {
@@ -177,7 +182,8 @@ def deploy(outputs: StackOutputs, options: DeployOptions, *,
                       job_uris={job.value: a.uri(bucket) for job, a in jobs.items()},
                       file_uris={f.filename: f.uri(bucket) for f in files}, jar_uris=list(jar_uris))
     new_state = state.model_copy(update={"ddl": {**state.ddl, **{
-        c.statement.table: c.statement.digest for c in ddl_changes if c.action in (Action.CREATE, Action.UPDATE)}}})
+        c.statement.table: c.statement.digest for c in ddl_changes if c.action in (Action.CREATE, Action.UPDATE)}},
+        "migrations": sorted({*state.migrations, *(c.migration.version for c in migration_changes)})})
     if not release.same_artifacts(state.current):
         new_state = new_state.with_release(release)
 
@@ -201,7 +207,13 @@ def deploy(outputs: StackOutputs, options: DeployOptions, *,
                               timeout_seconds=options.ddl_timeout_seconds)
     ddl_items = {change.statement.table: change.plan_item(statement_ids.get(change.statement.table))
                  for change in ddl_changes}
-    plan.items = [ddl_items[item.name] if item.component is Component.DDL else item for item in plan.items]
+    # After the DDL: a new warehouse's schema_migrations table exists only once it ran.
+    migration_batch = apply_migrations(redshift, target, migration_changes, poll_seconds=options.ddl_poll_seconds,
+                                       timeout_seconds=options.ddl_timeout_seconds)
+    migration_items = {change.plan_item().name: change.plan_item(migration_batch) for change in migration_changes}
+    plan.items = [ddl_items[item.name] if item.component is Component.DDL
+                  else migration_items[item.name] if item.component is Component.MIGRATION
+                  else item for item in plan.items]
     new_step_ids = apply_changes(emr, outputs.emr_cluster_id, step_changes)
     plan.extend([change.plan_item(new_step_ids.get(change.spec.name)) for change in step_changes])
     if new_state != state:

@@ -18,6 +18,7 @@ class Component(StrEnum):
     ARTIFACT = "artifact"  # wheel, Spark job scripts, config files shipped to the artifact bucket
     CONFIG = "config"  # the app configuration rendered from the stack outputs
     DDL = "ddl"  # one warehouse table
+    MIGRATION = "migration"  # one warehouse schema migration (libs/warehouse/migrations.py)
     TOPIC = "topic"  # one Kafka topic
     EMR_STEP = "emr-step"  # one Spark job on the EMR cluster
     STATE = "state"  # the deploy ledger in the artifact bucket

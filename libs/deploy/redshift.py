@@ -1,55 +1,34 @@
 """Apply the warehouse DDL to Redshift through the Redshift Data API.
 
-Why the Data API: the cluster sits in private subnets and the deployer has no network path to port 5439; the Data
-API is an HTTPS control-plane call authorised by IAM and the admin secret in Secrets Manager, and it is asynchronous,
-so every statement is polled until it finishes.
+Why the Data API: the cluster sits in private subnets and the deployer has no network path to port 5439. The target,
+the statement states and the polling live in libs.warehouse.redshift (the daily batch's load uses them too); this
+module adds the deploy's side: which tables' DDL to send, decided against the ledger.
 
 Which statements run is decided against the deploy ledger (libs.deploy.state): a table whose Redshift definition
 was applied before (same digest) is not sent again. A table whose definition *changed* is blocked: CREATE TABLE IF
-NOT EXISTS would silently keep the old table, so a schema change needs an explicit migration first.
+NOT EXISTS would silently keep the old table, so a schema change needs an explicit migration first
+(libs.deploy.redshift_migrations runs the warehouse's migrations and unblocks the tables they alter).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from libs.deploy.plan import Action, Component, PlanItem
 from libs.warehouse.dialect import DdlStatement
+from libs.warehouse.redshift import RedshiftTarget, wait_for_statement
+
+__all__ = ["DdlChange", "RedshiftDdlError", "RedshiftTarget", "apply_ddl", "execute_and_wait", "plan_ddl"]
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
 
 
-class StatementStatus(StrEnum):
-    """Redshift Data API statement states."""
-
-    SUBMITTED = "SUBMITTED"
-    PICKED = "PICKED"
-    STARTED = "STARTED"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    ABORTED = "ABORTED"
-    ALL = "ALL"
-
-
-TERMINAL = frozenset({StatementStatus.FINISHED, StatementStatus.FAILED, StatementStatus.ABORTED})
-
-
 class RedshiftDdlError(RuntimeError):
     """A DDL statement failed, was aborted or did not finish in time."""
-
-
-@dataclass(frozen=True)
-class RedshiftTarget:
-    """Which cluster and database, and the secret the Data API authenticates with."""
-
-    cluster_identifier: str
-    database: str
-    secret_arn: str
 
 
 @dataclass(frozen=True)
@@ -80,11 +59,12 @@ class DdlChange:
 
 
 def plan_ddl(statements: Sequence[DdlStatement], applied: Mapping[str, str], *,
-             schema_migrated: bool = False) -> list[DdlChange]:
+             schema_migrated: bool = False, migrated_tables: Collection[str] = ()) -> list[DdlChange]:
     """Compare the schema with the ledger (table -> applied digest). Pure.
 
-    `schema_migrated` is the operator's statement that changed tables were migrated by hand: the changed definitions
-    are then re-sent (a no-op for existing tables) and recorded.
+    `schema_migrated` is the operator's statement that changed tables were migrated by hand; `migrated_tables` are
+    the tables this deploy's schema migrations alter (libs.deploy.redshift_migrations). Either way the changed
+    definitions are re-sent (a no-op for existing tables) and recorded instead of blocking the deploy.
     """
     changes: list[DdlChange] = []
     for statement in statements:
@@ -94,7 +74,8 @@ def plan_ddl(statements: Sequence[DdlStatement], applied: Mapping[str, str], *,
         elif previous == statement.digest:
             action = Action.UNCHANGED
         else:
-            action = Action.UPDATE if schema_migrated else Action.BLOCKED
+            migrated = schema_migrated or statement.table in migrated_tables
+            action = Action.UPDATE if migrated else Action.BLOCKED
         changes.append(DdlChange(statement=statement, action=action, applied_digest=previous))
     return changes
 
@@ -115,30 +96,6 @@ def execute_and_wait(client: RedshiftDataAPIServiceClient, target: RedshiftTarge
     what = f"Redshift statement {name} (id {response['Id']}) on cluster {target.cluster_identifier}"
     return wait_for_statement(client, response["Id"], what=what, error=RedshiftDdlError, poll_seconds=poll_seconds,
                               timeout_seconds=timeout_seconds, sleep=sleep, clock=clock)
-
-
-def wait_for_statement(client: RedshiftDataAPIServiceClient, statement_id: str, *, what: str,
-                       error: type[Exception], poll_seconds: float, timeout_seconds: float,
-                       max_delay: float = 10.0, sleep: Callable[[float], None] = time.sleep,
-                       clock: Callable[[], float] = time.monotonic) -> str:
-    """Poll a Data API statement until FINISHED (capped exponential backoff); returns its id.
-
-    FAILED, ABORTED or the timeout raise `error` with `what` (which names the statement, its id and the cluster)
-    and Redshift's message, which names objects, never data.
-    """
-    deadline = clock() + timeout_seconds
-    delay = poll_seconds
-    while True:
-        described = client.describe_statement(Id=statement_id)
-        status = StatementStatus(described["Status"])
-        if status is StatementStatus.FINISHED:
-            return statement_id
-        if status in TERMINAL:
-            raise error(f"{what}: {status}: {described.get('Error', 'no error message')}")
-        if clock() >= deadline:
-            raise error(f"{what}: expected FINISHED within {timeout_seconds:.0f} s, still {status}")
-        sleep(delay)
-        delay = min(delay * 2, max_delay)
 
 
 def apply_ddl(client: RedshiftDataAPIServiceClient, target: RedshiftTarget, changes: Sequence[DdlChange], *,

@@ -45,6 +45,8 @@ class DeployState(BaseModel):
 
     schema_version: int = 1
     ddl: dict[str, str] = Field(default_factory=dict, description="Table -> digest of the applied Redshift DDL.")
+    migrations: list[int] = Field(default_factory=list, description="Warehouse schema migration versions recorded "
+                                  "on Redshift (run or baselined); ledgers from before migrations read as none.")
     current: Release | None = None
     history: list[Release] = Field(default_factory=list, description="Earlier releases, newest first.")
 

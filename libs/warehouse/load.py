@@ -13,8 +13,12 @@ recorded_at, batch_run_id) are written, never compared. quality_metrics rows are
 gets one row per run: both are the record of *runs*, not of claims.
 
 Beyond upserts, a load applies what silver expresses by absence: lines a reloaded claim no longer has are deleted,
-claims replaced by a frequency-7 claim are deleted, claims voided by a frequency-8 claim are flagged is_voided, a
-day's quarantine summary is replaced as a whole, and provider claim counts are recomputed over the whole warehouse.
+claims replaced by a frequency-7 claim are deleted, claims voided by a frequency-8 claim are flagged is_voided, the
+per-day tables (quarantine_summary, intake_daily, field_quality: DAY_REPLACED) are replaced per staged day, so a
+reason code or source format gone from a re-run day leaves no row behind, and provider claim counts are recomputed
+over the whole warehouse. Member months (eligibility) merge by member, payer and month.
+
+Redshift statements run through libs.warehouse.redshift (the Data API); this package never imports deploy tooling.
 """
 
 from __future__ import annotations
@@ -29,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from sqlglot import exp
 
-from libs.deploy.redshift import RedshiftTarget, wait_for_statement
 from libs.warehouse.dialect import statements, table_columns
 from libs.warehouse.migrations import upgrade_duckdb
+from libs.warehouse.redshift import RedshiftTarget, execute_sql_batch
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -65,10 +69,14 @@ TABLE_SPECS: dict[str, TableSpec] = {
         TableSpec("field_quality", ("intake_date", "source_format", "field_name"), bookkeeping=("updated_at",)),
         TableSpec("ref_procedures", ("procedure_code",)),
         TableSpec("ref_specialties", ("taxonomy",)),
+        TableSpec("eligibility", ("member_token", "payer_id", "eligibility_month")),
     )
 }
 LOAD_ORDER = ("claims", "claim_lines", "providers", "quarantine_summary", "quality_metrics", "intake_daily",
-              "field_quality", "ref_procedures", "ref_specialties")
+              "field_quality", "ref_procedures", "ref_specialties", "eligibility")
+# Tables recomputed per day by every batch run: a staged day replaces that day's rows as a whole, so a reason code or
+# a source format that no longer occurs on a re-run day leaves no stale row behind (table -> its day column).
+DAY_REPLACED = {"quarantine_summary": "summary_date", "intake_daily": "intake_date", "field_quality": "intake_date"}
 
 
 class WarehouseLoadError(RuntimeError):
@@ -162,15 +170,8 @@ def load_steps(staged: Sequence[str], columns: Mapping[str, Sequence[str]] | Non
                 f"DELETE FROM claim_lines WHERE claim_id IN (SELECT claim_id FROM {stage_name('claims')}) "
                 f"AND NOT EXISTS (SELECT 1 FROM {stage_name('claim_lines')} AS s "
                 "WHERE s.claim_id = claim_lines.claim_id AND s.line_number = claim_lines.line_number)")))
-        if table == "quarantine_summary":
-            # The summary of a day is recomputed from the whole day: codes no longer present disappear.
-            steps.append(Step("quarantine_summary.delete", (
-                "DELETE FROM quarantine_summary WHERE summary_date IN "
-                f"(SELECT DISTINCT summary_date FROM {stage_name('quarantine_summary')}) "
-                f"AND NOT EXISTS (SELECT 1 FROM {stage_name('quarantine_summary')} AS s "
-                "WHERE s.summary_date = quarantine_summary.summary_date "
-                "AND s.reason_code = quarantine_summary.reason_code "
-                "AND s.source_format = quarantine_summary.source_format)")))
+        if table in DAY_REPLACED:
+            steps.append(day_replace_step(TABLE_SPECS[table], DAY_REPLACED[table]))
         steps.extend(merge_steps(TABLE_SPECS[table], columns[table], stage_name(table)))
     if SUPERSESSIONS in staged:
         sup = stage_name(SUPERSESSIONS)
@@ -184,6 +185,19 @@ def load_steps(staged: Sequence[str], columns: Mapping[str, Sequence[str]] | Non
     if "providers" in staged:
         steps.append(provider_rollup_step())
     return steps
+
+
+def day_replace_step(spec: TableSpec, day_column: str) -> Step:
+    """Delete the rows of the staged days whose key the stage no longer has (the merge then upserts the rest).
+
+    Deleting only the rows that disappeared, instead of the whole day, keeps a re-run of an unchanged day at zero
+    changes in the load report.
+    """
+    t, stage = spec.table, stage_name(spec.table)
+    same_key = " AND ".join(f"s.{key} = {t}.{key}" for key in spec.keys)
+    return Step(f"{t}.delete", (
+        f"DELETE FROM {t} WHERE {day_column} IN (SELECT DISTINCT {day_column} FROM {stage}) "
+        f"AND NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE {same_key})"))
 
 
 def provider_rollup_step() -> Step:
@@ -259,9 +273,15 @@ def redshift_copy_steps(staged: Mapping[str, str], iam_role_arn: str,
     return steps
 
 
-def redshift_load_sql(staged: Mapping[str, str], iam_role_arn: str, run: BatchRun) -> list[Step]:
-    """Every statement of a Redshift load, to run as one Data API batch (one transaction, one session)."""
-    return [*redshift_copy_steps(staged, iam_role_arn), *load_steps(list(staged)), *batch_run_steps(run, 'redshift')]
+def redshift_load_sql(staged: Mapping[str, str], iam_role_arn: str, run: BatchRun, *,
+                      after: Sequence[Step] = ()) -> list[Step]:
+    """Every statement of a Redshift load, to run as one Data API batch (one transaction, one session).
+
+    `after` runs in the same transaction once the data and the batch_runs row are in (the batch passes the marts'
+    rebuild), so readers see the new data and the marts computed from it together or not at all.
+    """
+    return [*redshift_copy_steps(staged, iam_role_arn), *load_steps(list(staged)), *batch_run_steps(run, 'redshift'),
+            *after]
 
 
 # ---------------------------------------------------------------------------------------------------------- DuckDB
@@ -356,15 +376,11 @@ def batch_runs_duckdb(path: Path, *, pipeline: str | None = "batch", limit: int 
 def execute_batch(client: RedshiftDataAPIServiceClient, target: RedshiftTarget, steps: Sequence[Step], *,
                   name: str, poll_seconds: float = 0.5, timeout_seconds: float = 1800.0,
                   sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> str:
-    """Run the statements as one Data API batch (a single transaction) and wait until it FINISHED.
+    """Run the load's statements as one Data API batch (a single transaction) and wait until it FINISHED.
 
     A failed batch is rolled back by Redshift as a whole; the error names the batch and the statement id. Redshift's
     message on a failed COPY or merge names tables and columns, not values, so it is safe to include.
     """
-    response = client.batch_execute_statement(
-        ClusterIdentifier=target.cluster_identifier, Database=target.database, SecretArn=target.secret_arn,
-        Sqls=[step.sql for step in steps], StatementName=name,
-    )
-    what = f"Redshift load {name} (id {response['Id']}) on cluster {target.cluster_identifier}"
-    return wait_for_statement(client, response["Id"], what=what, error=WarehouseLoadError, poll_seconds=poll_seconds,
-                              timeout_seconds=timeout_seconds, max_delay=15.0, sleep=sleep, clock=clock)
+    return execute_sql_batch(client, target, [step.sql for step in steps], name=name, error=WarehouseLoadError,
+                             label="Redshift load", poll_seconds=poll_seconds, timeout_seconds=timeout_seconds,
+                             sleep=sleep, clock=clock)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import duckdb
 import sqlglot
+from sqlglot import exp
 
 from libs.warehouse.dialect import WarehouseDuckDB
 
@@ -34,6 +35,22 @@ class Migration:
     def redshift_sql(self) -> list[str]:
         """The statements transpiled for Redshift (declared VARCHAR widths kept)."""
         return [sqlglot.transpile(sql, read=WarehouseDuckDB, write="redshift")[0] for sql in self.statements]
+
+    def tables(self) -> frozenset[str]:
+        """The tables the migration alters (read from its statements, so the list cannot drift from them)."""
+        names: set[str] = set()
+        for sql in self.statements:
+            parsed = sqlglot.parse_one(sql, read=WarehouseDuckDB)
+            table = parsed.find(exp.Table)
+            if table is not None:
+                names.add(table.name)
+        return frozenset(names)
+
+    def record_sql(self, dialect: str = "duckdb") -> str:
+        """The `schema_migrations` row saying this version ran (string literals quoted for `dialect`)."""
+        description = exp.Literal.string(self.description).sql(dialect=dialect)
+        return (f"INSERT INTO schema_migrations (version, description) "  # noqa: S608  (an int and a quoted literal)
+                f"VALUES ({int(self.version)}, {description})")
 
 
 MIGRATIONS: tuple[Migration, ...] = (

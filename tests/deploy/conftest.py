@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.redshiftdata.models import RedshiftDataAPIServiceBackend, Statement
+from moto.redshiftdata.responses import RedshiftDataAPIServiceResponse
 from moto.server import ThreadedMotoServer
 
 from libs.deploy.artifacts import build_wheel
@@ -59,6 +60,30 @@ def redshift_statements_finish(monkeypatch: pytest.MonkeyPatch) -> None:
         return statement
 
     monkeypatch.setattr(RedshiftDataAPIServiceBackend, "describe_statement", describe)
+
+
+@pytest.fixture(autouse=True)
+def redshift_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto 5.2 has no BatchExecuteStatement (the warehouse load and the schema migrations use it): emulate it.
+
+    A batch is recorded as one statement whose SubStatements are its SQL texts, in order, as the real API describes
+    a batch; it progresses like any other statement (see redshift_statements_finish).
+    """
+
+    def batch_execute_statement(self: RedshiftDataAPIServiceResponse) -> tuple[int, dict[str, str], str]:
+        sqls: list[str] = self._get_param("Sqls")
+        statement = self.redshiftdata_backend.execute_statement(
+            cluster_identifier=self._get_param("ClusterIdentifier"), database=self._get_param("Database"),
+            db_user=self._get_param("DbUser"), parameters=[], secret_arn=self._get_param("SecretArn"),
+            sql="; ".join(sqls))
+        statement.sub_statements = [{"Id": f"{statement.id}:{number}", "QueryString": sql, "Status": "FINISHED"}
+                                    for number, sql in enumerate(sqls, start=1)]  # type: ignore[misc]
+        return 200, {}, json.dumps({"ClusterIdentifier": statement.cluster_identifier, "Id": statement.id,
+                                    "CreatedAt": statement.created_at, "Database": statement.database,
+                                    "SecretArn": statement.secret_arn})
+
+    monkeypatch.setattr(RedshiftDataAPIServiceResponse, "batch_execute_statement", batch_execute_statement,
+                        raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from libs.deploy.render_config import DEFAULT_SHIPPED_FILES
 from libs.deploy.state import DeployState, state_key
 from libs.settings import REPO_ROOT, Settings
 from libs.warehouse.dialect import redshift_statements
+from libs.warehouse.migrations import MIGRATIONS
 from tests.deploy.conftest import SYNTHETIC_SPARK_JARS, Stack, write_jar
 
 pytestmark = pytest.mark.slow
@@ -161,8 +162,9 @@ def test_dry_run_plans_the_first_deploy_and_changes_nothing(
     assert plan.dry_run
     shipped_files = sum(1 for f in DEFAULT_SHIPPED_FILES if f.local_path.is_file())  # topics.json, phi-policy.json
     jars = len(SYNTHETIC_SPARK_JARS)
-    # wheel + 2 job scripts + shipped files + connector jars + config, every table, 2 steps, the ledger
-    assert plan.change_count == 1 + 2 + shipped_files + jars + 1 + len(redshift_statements()) + 2 + 1
+    # wheel + 2 job scripts + shipped files + connector jars + config, every table, every migration, 2 steps, the ledger
+    assert plan.change_count == (1 + 2 + shipped_files + jars + 1 + len(redshift_statements()) + len(MIGRATIONS)
+                                 + 2 + 1)
     assert _keys(stack) == []
     assert _steps(stack) == []
 

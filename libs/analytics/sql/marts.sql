@@ -59,14 +59,16 @@ FROM months AS mm
 LEFT JOIN usage AS u ON u.payer_id = mm.payer_id AND u.month = mm.month;
 
 -- mart: mart_top_diagnoses
+-- A diagnosis is its code in its system (ICD-10-CM or ICD-9-CM), so both are grouping keys: no aggregate over a
+-- string column (in Spark a MAX over a string forces a sort-based aggregation of every claim).
 SELECT month, principal_diagnosis_code AS diagnosis_code, diagnosis_system, claims, billed,
-       ROW_NUMBER() OVER (PARTITION BY month ORDER BY claims DESC, principal_diagnosis_code) AS rank
+       ROW_NUMBER() OVER (PARTITION BY month ORDER BY claims DESC, principal_diagnosis_code, diagnosis_system) AS rank
 FROM (
-    SELECT CAST(DATE_TRUNC('month', service_date_from) AS DATE) AS month, principal_diagnosis_code,
-           MAX(diagnosis_system) AS diagnosis_system, COUNT(*) AS claims, SUM(total_charge) AS billed
+    SELECT CAST(DATE_TRUNC('month', service_date_from) AS DATE) AS month, principal_diagnosis_code, diagnosis_system,
+           COUNT(*) AS claims, SUM(total_charge) AS billed
     FROM claims
     WHERE is_voided = FALSE AND principal_diagnosis_code IS NOT NULL AND service_date_from IS NOT NULL
-    GROUP BY CAST(DATE_TRUNC('month', service_date_from) AS DATE), principal_diagnosis_code
+    GROUP BY CAST(DATE_TRUNC('month', service_date_from) AS DATE), principal_diagnosis_code, diagnosis_system
 ) AS d;
 
 -- mart: mart_top_procedures
@@ -82,22 +84,33 @@ FROM (
 ) AS p;
 
 -- mart: mart_provider_profiles
-SELECT c.rendering_npi AS npi,
-       MAX(p.specialty) AS specialty,
-       COUNT(*) AS claims,
-       COUNT(DISTINCT c.member_token) AS members,
-       SUM(c.total_charge) AS billed,
-       SUM(c.total_charge) / NULLIF(COUNT(DISTINCT c.member_token), 0) AS billed_per_member,
-       SUM(CASE WHEN c.em_level IS NOT NULL THEN 1 ELSE 0 END) AS em_visits,
-       CAST(SUM(CASE WHEN c.em_level >= 5 THEN 1 ELSE 0 END) AS DOUBLE)
-           / NULLIF(SUM(CASE WHEN c.em_level IS NOT NULL THEN 1 ELSE 0 END), 0) AS level5_share,
-       MAX(s.expected_level5_share) AS expected_level5_share,
-       SUM(CASE WHEN c.fraud_codes IS NOT NULL THEN 1 ELSE 0 END) AS alerted_claims
-FROM claims AS c
-LEFT JOIN providers AS p ON p.npi = c.rendering_npi
-LEFT JOIN ref_specialties AS s ON s.taxonomy = p.taxonomy
-WHERE c.is_voided = FALSE AND c.rendering_npi IS NOT NULL
-GROUP BY c.rendering_npi;
+-- Aggregated per NPI first, then joined to the (unique) provider and specialty rows: the big aggregation carries no
+-- string column (in Spark a MAX over a string forces a sort-based aggregation of every claim).
+WITH volume AS (
+    SELECT rendering_npi AS npi,
+           COUNT(*) AS claims,
+           COUNT(DISTINCT member_token) AS members,
+           SUM(total_charge) AS billed,
+           SUM(CASE WHEN em_level IS NOT NULL THEN 1 ELSE 0 END) AS em_visits,
+           SUM(CASE WHEN em_level >= 5 THEN 1 ELSE 0 END) AS level5_visits,
+           SUM(CASE WHEN fraud_codes IS NOT NULL THEN 1 ELSE 0 END) AS alerted_claims
+    FROM claims
+    WHERE is_voided = FALSE AND rendering_npi IS NOT NULL
+    GROUP BY rendering_npi
+)
+SELECT v.npi,
+       p.specialty,
+       v.claims,
+       v.members,
+       v.billed,
+       v.billed / NULLIF(v.members, 0) AS billed_per_member,
+       v.em_visits,
+       CAST(v.level5_visits AS DOUBLE) / NULLIF(v.em_visits, 0) AS level5_share,
+       s.expected_level5_share,
+       v.alerted_claims
+FROM volume AS v
+LEFT JOIN providers AS p ON p.npi = v.npi
+LEFT JOIN ref_specialties AS s ON s.taxonomy = p.taxonomy;
 
 -- mart: mart_quarantine_trend
 SELECT summary_date, reason_code, severity, source_format, claim_count
