@@ -1,10 +1,21 @@
-"""What every EMR node installs at boot: Python 3.11 and the apps' runtime dependencies, without internet access.
+"""What EMR nodes install at boot: Python 3.11 and the apps' runtime dependencies on every node, and a Prometheus
+agent on the primary node; all without internet access.
 
 Why: the EMR nodes have no route to the internet (PHI network), yet the apps need pydantic, orjson, confluent-kafka...
 Packages come from a CodeArtifact repository (an upstream mirror of PyPI) reached through VPC endpoints, pinned by
 requirements.lock. The app itself is not installed here: `make deploy-apps` ships its wheel to each step
 (`--py-files`), so a new release needs no cluster restart. Spark, Delta and the infra tooling are excluded - EMR
 provides Spark, the deploy adds the connector packages per step.
+
+The Prometheus agent (`prometheus --enable-feature=agent`, a second bootstrap action, primary node only) scrapes the
+apps' /metrics with the configuration the monitoring component writes to SSM (infra/monitoring.py) and remote-writes
+to Amazon Managed Prometheus with SigV4 as the instance role. Amazon Linux 2023, the OS of EMR 7 and 8, has no
+Prometheus package, and EPEL is not supported there, so the node installs the upstream release tarball: pinned here
+(version and sha256 per architecture), fetched once on the deployer's machine by `python -m infra.prometheus_release`
+(which checks the digest), uploaded by `pulumi up` beside this script, and checked again by the node before it
+unpacks it. Why infra ships it and not `make deploy-apps`: bootstrap actions run when the cluster is created (during
+`pulumi up`, before a new stack's first `deploy-apps`) and their arguments are fixed then, while deploy-apps' keys
+are content-addressed per release; the tarball belongs to the cluster's lifecycle, like this script.
 """
 
 from __future__ import annotations
@@ -12,10 +23,31 @@ from __future__ import annotations
 import re
 import tomllib
 
+from libs.settings import MonitoringSettings
+
 PYTHON = "/usr/bin/python3.11"
 SCRIPT_KEY = "bootstrap/install-claims-runtime.sh"
 REQUIREMENTS_KEY = "bootstrap/requirements.txt"
 CONSTRAINTS_KEY = "bootstrap/constraints.txt"
+
+AGENT_SCRIPT_KEY = "bootstrap/prometheus-agent.sh"
+AGENT_TARBALL_PREFIX = "bootstrap/prometheus"
+# The 2.53 line is Prometheus' long-term-support line of 2.x: agent mode is still `--enable-feature=agent` (3.x
+# renamed it `--agent`), SigV4 remote write is built in. Digests: the release's sha256sums.txt.
+PROMETHEUS_VERSION = "2.53.4"
+PROMETHEUS_SHA256 = {
+    "amd64": "b8b497c4610d1b93208252b60c8f20f6b2e78596ae8df43397a2e805aa53d475",
+    "arm64": "ec7236ecea7154d0bfe142921708b1ae7b5e921e100e0ee85ab92b7c444357e0",
+}
+# `uname -m` on the node -> the release's architecture name.
+MACHINE_ARCHITECTURES = {"aarch64": "arm64", "x86_64": "amd64"}
+AGENT_SERVICE = "claims-prometheus-agent"
+AGENT_USER = "claims-prometheus"
+AGENT_CONFIG_PATH = "/etc/claims-prometheus/agent.yml"
+AGENT_STORAGE_PATH = "/mnt/claims-prometheus-agent"
+AGENT_INSTALL_DIR = "/opt/claims-prometheus"
+# The agent's own HTTP endpoint (readiness, its metrics), on loopback: settings.monitoring.prometheus_port's default.
+AGENT_PORT: int = MonitoringSettings.model_fields["prometheus_port"].default
 
 # Direct dependencies of the project that must not be installed on the cluster.
 NOT_ON_CLUSTER = frozenset({"pyspark", "delta-spark", "pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-policy"})
@@ -70,3 +102,94 @@ def runtime_requirements(pyproject_text: str, lock_text: str) -> str:
             raise ValueError(msg)
         lines.append(f"{name}=={pins[name]}")
     return "".join(f"{line}\n" for line in sorted(lines))
+
+
+def prometheus_release_name(architecture: str) -> str:
+    """`prometheus-<version>.linux-<arch>`: the tarball's stem and its top-level directory."""
+    if architecture not in PROMETHEUS_SHA256:
+        msg = f"Prometheus architecture: expected one of {sorted(PROMETHEUS_SHA256)}, found {architecture!r}"
+        raise ValueError(msg)
+    return f"prometheus-{PROMETHEUS_VERSION}.linux-{architecture}"
+
+
+def prometheus_tarball_key(architecture: str) -> str:
+    """Key of the pinned release tarball in the artifact bucket (beside the bootstrap scripts)."""
+    return f"{AGENT_TARBALL_PREFIX}/{prometheus_release_name(architecture)}.tar.gz"
+
+
+def instance_architecture(instance_type: str) -> str:
+    """`arm64` for Graviton instance types (a `g` among the family's attribute letters: m6g, r7gd, c7gn, is4gen),
+    else `amd64`. The primary node's type decides which tarball is shipped."""
+    match = re.fullmatch(r"[a-z]+\d+([a-z-]*)\.[a-z0-9]+", instance_type)
+    if match is None:
+        msg = f"instance type: expected a name like m6g.xlarge, found {instance_type!r}"
+        raise ValueError(msg)
+    return "arm64" if "g" in match.group(1) else "amd64"
+
+
+def agent_command(*, install_dir: str = AGENT_INSTALL_DIR, config_path: str = AGENT_CONFIG_PATH,
+                  storage_path: str = AGENT_STORAGE_PATH, port: int = AGENT_PORT) -> list[str]:
+    """The agent's command line (the systemd unit's ExecStart; the tests run it on a real Prometheus).
+
+    Agent mode keeps only a write-ahead log until samples are remote-written: no local querying, no rule evaluation
+    (AMP evaluates the rules), a few hundred MB of disk at most.
+    """
+    return [f"{install_dir}/prometheus", "--enable-feature=agent", f"--config.file={config_path}",
+            f"--storage.agent.path={storage_path}", f"--web.listen-address=127.0.0.1:{port}"]
+
+
+def _agent_script() -> str:
+    digests = "\n".join(f"  {machine}) arch={arch}; sha256={PROMETHEUS_SHA256[arch]} ;;"
+                        for machine, arch in MACHINE_ARCHITECTURES.items())
+    return f"""#!/bin/bash
+# Runs a Prometheus agent on the EMR primary node: it scrapes the claims apps' /metrics (configuration from SSM,
+# written by infra/monitoring.py) and remote-writes to Amazon Managed Prometheus with SigV4 (the instance role).
+# Core and task nodes exit at once. Arguments: S3 prefix of the pinned release tarballs, SSM parameter name, region.
+set -euo pipefail
+tarballs="$1"; parameter="$2"; region="$3"
+instance_info="${{EMR_INSTANCE_INFO:-/mnt/var/lib/info/instance.json}}"  # EMR's own description of this node
+if ! grep -Eq '"isMaster"[[:space:]]*:[[:space:]]*true' "$instance_info" 2>/dev/null; then
+  exit 0
+fi
+case "$(uname -m)" in
+{digests}
+  *) echo "prometheus-agent: expected an aarch64 or x86_64 node, found $(uname -m)" >&2; exit 1 ;;
+esac
+release="prometheus-{PROMETHEUS_VERSION}.linux-$arch"
+workdir=$(mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+aws s3 cp --only-show-errors "${{tarballs%/}}/$release.tar.gz" "$workdir/$release.tar.gz"
+if ! echo "$sha256  $workdir/$release.tar.gz" | sha256sum --check --status; then
+  found=$(sha256sum "$workdir/$release.tar.gz" | cut -d' ' -f1)
+  echo "prometheus-agent: expected $release.tar.gz with sha256 $sha256, found $found" >&2
+  exit 1
+fi
+aws ssm get-parameter --region "$region" --name "$parameter" --query Parameter.Value --output text \\
+  > "$workdir/agent.yml"
+tar -xzf "$workdir/$release.tar.gz" -C "$workdir" "$release/prometheus"
+id -u {AGENT_USER} >/dev/null 2>&1 || sudo useradd --system --no-create-home --shell /sbin/nologin {AGENT_USER}
+sudo install -d -m 0755 {AGENT_INSTALL_DIR} {AGENT_CONFIG_PATH.rsplit("/", 1)[0]}
+sudo install -d -m 0750 -o {AGENT_USER} {AGENT_STORAGE_PATH}
+sudo install -m 0755 "$workdir/$release/prometheus" {AGENT_INSTALL_DIR}/prometheus
+sudo install -m 0644 "$workdir/agent.yml" {AGENT_CONFIG_PATH}
+sudo tee /etc/systemd/system/{AGENT_SERVICE}.service >/dev/null <<'UNIT'
+[Unit]
+Description=Prometheus agent: claims pipeline metrics to Amazon Managed Prometheus
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+User={AGENT_USER}
+ExecStart={" ".join(agent_command())}
+Restart=always
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+sudo systemctl daemon-reload
+sudo systemctl enable --now {AGENT_SERVICE}.service
+"""
+
+
+AGENT_SCRIPT = _agent_script()

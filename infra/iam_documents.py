@@ -12,6 +12,8 @@ from typing import Any
 
 PolicyDocument = dict[str, Any]
 
+# The services that publish to (AMP's Alertmanager) and deliver from (SNS) the KMS-encrypted alert topics.
+ALERT_TOPIC_SERVICES = ("sns.amazonaws.com", "aps.amazonaws.com")
 _KMS_DATA_KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey"]
 
 
@@ -34,7 +36,15 @@ def assume_role_policy(service: str) -> PolicyDocument:
 
 
 def kms_key_policy(*, account_id: str, partition: str, region: str) -> PolicyDocument:
-    """The lake key: the account administers it through IAM; CloudWatch Logs may use it for this account's groups."""
+    """The lake key: the account administers it through IAM; CloudWatch Logs may use it for this account's groups;
+    SNS and AMP may use it for this account's encrypted alert topics.
+
+    Why the service statement: the alert topics (infra/monitoring.py) are SSE-KMS with this key, and a service that
+    publishes to an encrypted topic needs a data key. AMP's Alertmanager publishes as `aps.amazonaws.com`, SNS itself
+    decrypts to deliver to subscribers; without the grant every alert is dropped with a KMS AccessDenied that only
+    shows in the AMP log group. `aws:SourceAccount` is the confused-deputy guard: another account's workspace or
+    topic cannot use the key through the services.
+    """
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -55,6 +65,14 @@ def kms_key_policy(*, account_id: str, partition: str, region: str) -> PolicyDoc
                 "Condition": {"ArnLike": {
                     "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*",
                 }},
+            },
+            {
+                "Sid": "AlertTopicsPublishEncrypted",
+                "Effect": "Allow",
+                "Principal": {"Service": list(ALERT_TOPIC_SERVICES)},
+                "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             },
         ],
     }
@@ -106,9 +124,20 @@ def emr_instance_policy(
     amp_workspace_arn: str,
     codeartifact_domain_arn: str,
     codeartifact_repository_arn: str,
+    agent_config_parameter_arn: str | None = None,
 ) -> PolicyDocument:
-    """What the Spark apps on EMR nodes may do, and nothing more."""
+    """What the Spark apps on EMR nodes may do, and nothing more.
+
+    With `agent_config_parameter_arn`, the primary node's Prometheus agent bootstrap may read its configuration from
+    that one SSM parameter (a String parameter: no KMS grant needed); the agent remote-writes as `RemoteWriteMetrics`.
+    """
     msk = msk_resource_arns(msk_cluster_arn)
+    agent: list[dict[str, Any]] = [] if agent_config_parameter_arn is None else [{
+        "Sid": "ReadPrometheusAgentConfig",
+        "Effect": "Allow",
+        "Action": ["ssm:GetParameter"],
+        "Resource": [agent_config_parameter_arn],
+    }]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -201,6 +230,7 @@ def emr_instance_policy(
                 "Action": ["aps:RemoteWrite"],
                 "Resource": [amp_workspace_arn],
             },
+            *agent,
         ],
     }
 

@@ -37,6 +37,7 @@ import yaml
 DASHBOARD_LABEL = "grafana_dashboard"
 ALERTMANAGER_FILE = "alertmanager.yml"
 SCRAPE_JOBS_FILE = "scrape-jobs.yaml"
+AGENT_CONFIG_FILE = "prometheus-agent.yml"
 PROMETHEUS_CHART = "kube-prometheus-stack"
 PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 
@@ -162,15 +163,35 @@ def scrape_configs(scrape_jobs_yaml: str, host: str = "localhost") -> list[dict[
              "static_configs": [{"targets": [f"{host}:{job['port']}"]}]} for job in document["jobs"]]
 
 
+def agent_config_parameter_name(component_name: str) -> str:
+    """The SSM parameter holding the agent's configuration, for the Monitoring component called `component_name`.
+
+    The one place the name is made: the component creates the parameter under it and passes the created name on
+    (`Monitoring.agent_config_parameter`) to the EMR bootstrap and the instance role, which never rebuild it.
+    """
+    return f"/claims/{component_name}/{AGENT_CONFIG_FILE}"
+
+
+def emr_scrape_jobs(scrape_jobs_yaml: str) -> str:
+    """The scrape-jobs text reduced to the jobs marked `on_emr: true` (what the agent on the primary node reaches)."""
+    document = yaml.safe_load(scrape_jobs_yaml)
+    document["jobs"] = [job for job in document["jobs"] if job.get("on_emr") is True]
+    if not document["jobs"]:
+        msg = f"{SCRAPE_JOBS_FILE}: expected at least one job with 'on_emr: true' for the EMR agent, found none"
+        raise MonitoringAssetError(msg)
+    return yaml.safe_dump(document, sort_keys=False)
+
+
 def agent_config(scrape_jobs_yaml: str, *, remote_write_url: str, region: str, cluster: str,
                  host: str = "localhost") -> str:
-    """prometheus.yml of the agent beside the apps: the pipeline's scrape jobs, remote-written to AMP with SigV4."""
+    """prometheus.yml of the agent on the EMR primary node: the pipeline's `on_emr` scrape jobs, remote-written to
+    AMP with SigV4 (the instance role's credentials)."""
     document = yaml.safe_load(scrape_jobs_yaml)
     config = {
         "global": {"scrape_interval": document.get("scrape_interval", "15s"),
                    "scrape_timeout": document.get("scrape_timeout", "10s"),
                    "external_labels": {"cluster": cluster}},
-        "scrape_configs": scrape_configs(scrape_jobs_yaml, host),
+        "scrape_configs": scrape_configs(emr_scrape_jobs(scrape_jobs_yaml), host),
         "remote_write": [{"url": remote_write_url, "sigv4": {"region": region},
                           # Small batches, sent often: alerts see fresh data without a large memory buffer.
                           "queue_config": {"max_samples_per_send": 1000, "batch_send_deadline": "5s"}}],
@@ -240,6 +261,7 @@ class Monitoring(pulumi.ComponentResource):
     remote_write_url: pulumi.Output[str]
     alert_topic_arns: dict[str, pulumi.Output[str]]
     agent_config_parameter: pulumi.Output[str] | None
+    agent_config_parameter_arn: pulumi.Output[str] | None
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("claims:monitoring:Monitoring", name, None, opts)
@@ -254,7 +276,9 @@ class Monitoring(pulumi.ComponentResource):
         self.remote_write_url = workspace.prometheus_endpoint.apply(
             lambda endpoint: f"{endpoint.rstrip('/')}/api/v1/remote_write")
         self.alert_topic_arns = self._create_alertmanager(workspace)
-        self.agent_config_parameter = self._create_agent_config()
+        parameter = self._create_agent_config()
+        self.agent_config_parameter = parameter.name if parameter is not None else None
+        self.agent_config_parameter_arn = parameter.arn if parameter is not None else None
         if args.kubernetes is not None:
             self._create_kubernetes_stack(args.kubernetes)
         self.register_outputs({
@@ -298,19 +322,19 @@ class Monitoring(pulumi.ComponentResource):
                                        definition=definition, opts=self._child())
         return topics
 
-    def _create_agent_config(self) -> pulumi.Output[str] | None:
-        """The agent's prometheus.yml in SSM Parameter Store (read by the nodes that run the apps)."""
+    def _create_agent_config(self) -> aws.ssm.Parameter | None:
+        """The agent's prometheus.yml in SSM Parameter Store (read by the EMR primary node's bootstrap)."""
         text = self._args.assets.scrape_jobs_yaml
         if text is None:
             return None
+        emr_scrape_jobs(text)  # fails now, naming the file, rather than inside an apply
         region, cluster = self._args.region, self._name
         value = self.remote_write_url.apply(
             lambda url: agent_config(text, remote_write_url=url, region=region, cluster=cluster))
-        parameter = aws.ssm.Parameter(
-            f"{self._name}-agent-config", name=f"/claims/{self._name}/prometheus-agent.yml", type="String",
+        return aws.ssm.Parameter(
+            f"{self._name}-agent-config", name=agent_config_parameter_name(self._name), type="String",
             value=value, tier="Standard", opts=self._child(),
             description="Prometheus agent configuration, from configs/monitoring/scrape-jobs.yaml")
-        return parameter.name
 
     def _create_kubernetes_stack(self, kube: KubernetesMonitoringArgs) -> None:
         namespace = k8s.core.v1.Namespace(

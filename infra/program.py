@@ -144,6 +144,8 @@ def _spark(*, config: StackConfig, prefix: str, network: Network, lake: DataLake
         artifact_bucket=lake.bucket_names[BucketRole.ARTIFACT],
         artifact_bucket_arn=lake.bucket_arns[BucketRole.ARTIFACT], msk_cluster_arn=kafka.cluster_arn,
         redshift_secret_arn=warehouse.master_password_secret_arn, amp_workspace_arn=monitoring.workspace_arn,
+        agent_config_parameter=monitoring.agent_config_parameter,
+        agent_config_parameter_arn=monitoring.agent_config_parameter_arn,
         account_id=account_id, region=config.region,
         runtime_requirements=runtime_requirements((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"),
                                                   (REPO_ROOT / "requirements.lock").read_text(encoding="utf-8")),
@@ -189,6 +191,8 @@ def _outputs(*, config: StackConfig, lake: DataLake, kafka: KafkaCluster, wareho
         "redshift_copy_role_arn": warehouse.copy_role_arn,
         "amp_workspace_id": monitoring.workspace_id,
         "amp_remote_write_url": monitoring.remote_write_url,
+        # The Prometheus agent's configuration on the EMR primary node (None without scrape jobs).
+        "monitoring_agent_config_parameter": monitoring.agent_config_parameter,
         "emr_instance_role_arn": spark.instance_role_arn,
         "vpc_id": network.vpc_id,
     }

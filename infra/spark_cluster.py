@@ -11,7 +11,9 @@ jobs are tested on locally. An EMR 7.x release would run them on Spark 3.5, wher
 
 The bootstrap action (infra/emr_bootstrap.py) installs Python 3.11 and the apps' pinned runtime dependencies from a
 KMS-encrypted CodeArtifact mirror of PyPI, reached through VPC endpoints; the app wheel itself is shipped per step by
-`make deploy-apps`.
+`make deploy-apps`. When the monitoring component wrote an agent configuration, a second bootstrap action runs a
+Prometheus agent on the primary node (the pinned release tarball, uploaded here beside the scripts); the instance role
+may then read that one SSM parameter, and it may remote-write to the AMP workspace either way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -27,6 +30,7 @@ import pulumi_aws as aws
 from infra import emr_bootstrap
 from infra.emr_releases import DEFAULT_RELEASE_LABEL, is_supported_release, unsupported_release_message
 from infra.iam_documents import assume_role_policy, emr_instance_policy, emr_service_kms_policy, to_json
+from infra.prometheus_release import RELEASE_DIR, tarball_path
 
 LOG_PREFIX = "logs/emr/"
 EMR_SERVICE_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"
@@ -112,6 +116,11 @@ class SparkClusterArgs:
     termination_protection: bool = True
     step_concurrency: int = 4
     shuffle_partitions: int = 200
+    # The Prometheus agent on the primary node: the SSM parameter with its configuration (from the Monitoring
+    # component; None: no agent) and where the pinned release tarball was fetched to (infra/prometheus_release.py).
+    agent_config_parameter: pulumi.Input[str] | None = None
+    agent_config_parameter_arn: pulumi.Input[str] | None = None
+    prometheus_release_dir: Path = RELEASE_DIR
 
     def __post_init__(self) -> None:
         if not is_supported_release(self.release_label):
@@ -126,9 +135,23 @@ class SparkClusterArgs:
         if not self.runtime_requirements.strip():
             msg = "SparkClusterArgs.runtime_requirements: expected pinned requirements, found an empty text"
             raise ValueError(msg)
+        if (self.agent_config_parameter is None) != (self.agent_config_parameter_arn is None):
+            msg = ("SparkClusterArgs.agent_config_parameter_arn: expected it together with agent_config_parameter "
+                   "(both from the Monitoring component) or neither")
+            raise ValueError(msg)
         if not self.tls_certificates.endswith(".zip"):
             msg = f"SparkClusterArgs.tls_certificates: expected a .zip of PEM files, found {self.tls_certificates!r}"
             raise ValueError(msg)
+
+    @property
+    def runs_agent(self) -> bool:
+        """Whether the primary node runs the Prometheus agent."""
+        return self.agent_config_parameter is not None
+
+    @property
+    def primary_architecture(self) -> str:
+        """`arm64` or `amd64`: which Prometheus tarball the primary node needs."""
+        return emr_bootstrap.instance_architecture(self.primary_instance_type)
 
     def certificates_uri(self, artifact_bucket: str) -> str:
         """Full s3:// URI of the certificate zip (config may give only a key in the artifact bucket)."""
@@ -201,12 +224,12 @@ class SparkCluster(pulumi.ComponentResource):
         document = pulumi.Output.all(
             lake=pulumi.Output.all(*args.lake_bucket_arns), artifact=args.artifact_bucket_arn, key=args.kms_key_arn,
             msk=args.msk_cluster_arn, secret=args.redshift_secret_arn, amp=args.amp_workspace_arn,
-            domain=domain.arn, repository=repository.arn,
+            domain=domain.arn, repository=repository.arn, agent=args.agent_config_parameter_arn,
         ).apply(lambda v: to_json(emr_instance_policy(
             lake_bucket_arns=v["lake"], artifact_bucket_arn=v["artifact"], log_prefix=LOG_PREFIX,
             kms_key_arn=v["key"], msk_cluster_arn=v["msk"], redshift_secret_arn=v["secret"],
             amp_workspace_arn=v["amp"], codeartifact_domain_arn=v["domain"],
-            codeartifact_repository_arn=v["repository"])))
+            codeartifact_repository_arn=v["repository"], agent_config_parameter_arn=v["agent"])))
         policy = aws.iam.RolePolicy(f"{self._name}-instance-policy", role=role.id, policy=document,
                                     opts=self._child())
         profile = aws.iam.InstanceProfile(f"{self._name}-instance-profile", role=role.name, opts=self._child())
@@ -225,13 +248,25 @@ class SparkCluster(pulumi.ComponentResource):
             "bootstrap-requirements": (emr_bootstrap.REQUIREMENTS_KEY, self._args.runtime_requirements, "text/plain"),
             "bootstrap-constraints": (emr_bootstrap.CONSTRAINTS_KEY, self._args.constraints, "text/plain"),
         }
-        return [
+        if self._args.runs_agent:
+            files["agent-script"] = (emr_bootstrap.AGENT_SCRIPT_KEY, emr_bootstrap.AGENT_SCRIPT, "text/x-shellscript")
+        objects = [
             aws.s3.BucketObjectv2(
                 f"{self._name}-{role}", bucket=self._args.artifact_bucket, key=key, content=content,
                 content_type=content_type, server_side_encryption="aws:kms", kms_key_id=self._args.kms_key_arn,
                 opts=self._child())
             for role, (key, content, content_type) in files.items()
         ]
+        if self._args.runs_agent:
+            # The engine reads the file at `pulumi up`; infra/prometheus_release.py fetched and checked it.
+            architecture = self._args.primary_architecture
+            objects.append(aws.s3.BucketObjectv2(
+                f"{self._name}-prometheus-{architecture}", bucket=self._args.artifact_bucket,
+                key=emr_bootstrap.prometheus_tarball_key(architecture),
+                source=pulumi.FileAsset(str(tarball_path(architecture, self._args.prometheus_release_dir))),
+                content_type="application/gzip", server_side_encryption="aws:kms",
+                kms_key_id=self._args.kms_key_arn, opts=self._child()))
+        return objects
 
     def _create_cluster(self, *, service_role: aws.iam.Role, instance_profile: aws.iam.InstanceProfile,
                         security: aws.emr.SecurityConfiguration, domain: aws.codeartifact.Domain,
@@ -279,13 +314,24 @@ class SparkCluster(pulumi.ComponentResource):
                     repository.repository,
                     args.region,
                 ],
-            )],
+            ), *self._agent_bootstrap(bucket)],
             configurations_json=json.dumps(spark_defaults(args.shuffle_partitions), sort_keys=True),
             keep_job_flow_alive_when_no_steps=True,
             termination_protection=args.termination_protection,
             step_concurrency_level=args.step_concurrency,
             unhealthy_node_replacement=True,
             opts=self._child(depends_on=depends_on))
+
+    def _agent_bootstrap(self, bucket: pulumi.Output[str]) -> list[aws.emr.ClusterBootstrapActionArgs]:
+        """The Prometheus agent's bootstrap action (it exits at once on core and task nodes)."""
+        if self._args.agent_config_parameter is None:
+            return []
+        return [aws.emr.ClusterBootstrapActionArgs(
+            name="prometheus-agent",
+            path=bucket.apply(lambda name: f"s3://{name}/{emr_bootstrap.AGENT_SCRIPT_KEY}"),
+            args=[bucket.apply(lambda name: f"s3://{name}/{emr_bootstrap.AGENT_TARBALL_PREFIX}"),
+                  pulumi.Output.from_input(self._args.agent_config_parameter), self._args.region],
+        )]
 
     def _create_managed_scaling(self, cluster: aws.emr.Cluster) -> aws.emr.ManagedScalingPolicy:
         args = self._args

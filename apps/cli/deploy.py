@@ -6,6 +6,7 @@ prints the plan and maps failures to an exit status.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -57,6 +58,10 @@ def deploy_command(  # Typer reads the options from the signature
     wheel_dir: Annotated[Path | None, typer.Option(
         "--wheel-dir", help="Use the prebuilt project wheel in this directory instead of building it.",
         exists=True, file_okay=False)] = None,
+    jars_dir: Annotated[Path | None, typer.Option(
+        "--jars-dir", file_okay=False,
+        help="Ship the Spark connector jars in this directory (default: .cache/jars/spark, what `make jars` "
+             "resolves; it must hold the Kafka, Delta and MSK IAM auth jars).")] = None,
     replication_factor: Annotated[int | None, typer.Option(
         "--replication-factor", min=1, help="Topic replication factor (default 3 on AWS stacks).")] = None,
     schema_migrated: Annotated[bool, typer.Option(
@@ -68,6 +73,8 @@ def deploy_command(  # Typer reads the options from the signature
     console, errors = Console(), Console(stderr=True, soft_wrap=True)
     options = DeployOptions(stack=stack, dry_run=dry_run, skip_topics=skip_topics, wheel_dir=wheel_dir,
                             replication_factor=replication_factor, schema_migrated=schema_migrated)
+    if jars_dir is not None:
+        options = dataclasses.replace(options, spark_jars_dir=jars_dir)
     try:
         stack_outputs = read_outputs_file(outputs) if outputs is not None else read_stack_outputs(stack)
         plan = deploy(stack_outputs, options)

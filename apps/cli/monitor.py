@@ -21,7 +21,7 @@ from rich.table import Table
 from libs.kafka.broker import DEFAULT_HOME, read_state
 from libs.kafka.topics import load_topics
 from libs.monitoring.assets import BATCH_STATUS_FILE, STATE_DIR
-from libs.monitoring.lag import STREAM_CONSUMER, PipelineLagCollector
+from libs.monitoring.lag import STREAM_CONSUMER, PipelineLagCollector, stream_checkpoint
 from libs.monitoring.local import EXPORTER_JOB, LocalMonitoring, MonitoringStackError, StackPorts
 from libs.monitoring.scrape import load_scrape_jobs
 from libs.monitoring.tools import ToolNotFoundError, ensure_tools
@@ -36,14 +36,19 @@ monitor_app = typer.Typer(help="The local Prometheus and Alertmanager (loopback)
                           no_args_is_help=True)
 
 StateOption = Annotated[Path, typer.Option(help="State directory (pid files, logs, TSDB).")]
-PrometheusPort = Annotated[int, typer.Option(help="Prometheus port on 127.0.0.1.")]
-AlertmanagerPort = Annotated[int, typer.Option(help="Alertmanager port on 127.0.0.1.")]
+PrometheusPort = Annotated[int | None, typer.Option(
+    help="Prometheus port on 127.0.0.1 (default: settings.monitoring.prometheus_port).")]
+AlertmanagerPort = Annotated[int | None, typer.Option(
+    help="Alertmanager port on 127.0.0.1 (default: settings.monitoring.alertmanager_port).")]
 
 
-def _stack(state_dir: Path, prometheus_port: int, alertmanager_port: int) -> LocalMonitoring:
+def _stack(state_dir: Path, prometheus_port: int | None, alertmanager_port: int | None) -> LocalMonitoring:
+    monitoring = load_settings().monitoring
+    configured = StackPorts.from_settings(monitoring)
     exporter = [sys.executable, "-m", "apps.cli.main", "monitor", "exporter"]
-    return LocalMonitoring(load_settings().monitoring, exporter_command=exporter, state_dir=state_dir,
-                           ports=StackPorts(prometheus=prometheus_port, alertmanager=alertmanager_port))
+    return LocalMonitoring(monitoring, exporter_command=exporter, state_dir=state_dir,
+                           ports=StackPorts(prometheus=prometheus_port or configured.prometheus,
+                                            alertmanager=alertmanager_port or configured.alertmanager))
 
 
 def _print_status(stack: LocalMonitoring) -> None:
@@ -61,8 +66,8 @@ def _print_status(stack: LocalMonitoring) -> None:
 @monitor_app.command("up")
 def up_command(
     state_dir: StateOption = STATE_DIR,
-    prometheus_port: PrometheusPort = StackPorts.prometheus,
-    alertmanager_port: AlertmanagerPort = StackPorts.alertmanager,
+    prometheus_port: PrometheusPort = None,
+    alertmanager_port: AlertmanagerPort = None,
 ) -> None:
     """Start Prometheus, Alertmanager and the lag exporter (idempotent) and print the Prometheus URL."""
     try:
@@ -81,8 +86,8 @@ def up_command(
 @monitor_app.command("down")
 def down_command(
     state_dir: StateOption = STATE_DIR,
-    prometheus_port: PrometheusPort = StackPorts.prometheus,
-    alertmanager_port: AlertmanagerPort = StackPorts.alertmanager,
+    prometheus_port: PrometheusPort = None,
+    alertmanager_port: AlertmanagerPort = None,
 ) -> None:
     """Stop the processes `up` started (data stays under the state directory)."""
     stopped = _stack(state_dir, prometheus_port, alertmanager_port).down()
@@ -93,8 +98,8 @@ def down_command(
 @monitor_app.command("status")
 def status_command(
     state_dir: StateOption = STATE_DIR,
-    prometheus_port: PrometheusPort = StackPorts.prometheus,
-    alertmanager_port: AlertmanagerPort = StackPorts.alertmanager,
+    prometheus_port: PrometheusPort = None,
+    alertmanager_port: AlertmanagerPort = None,
 ) -> None:
     """Each process: pid, up or stopped, URL and log file; exit 1 when any is not up."""
     stack = _stack(state_dir, prometheus_port, alertmanager_port)
@@ -108,9 +113,9 @@ def status_command(
 @monitor_app.command("exporter")
 def exporter_command(
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: the claims-exporter job's).")] = None,
-    checkpoint: Annotated[list[Path] | None, typer.Option(
-        help="The stream's checkpoint directory (repeatable; the one committed last counts). Default: the one in "
-             "settings and the one `make run` uses.")] = None,
+    checkpoint: Annotated[list[str] | None, typer.Option(
+        help="The stream's checkpoint: a directory or an s3:// URI (repeatable; the one committed last counts). "
+             "Default: the one in settings and the one `make run` uses.")] = None,
     batch_status: Annotated[Path, typer.Option(help="The batch job's status file.")] = BATCH_STATUS_FILE,
     bootstrap: Annotated[str | None, typer.Option(
         help="Kafka bootstrap HOST:PORT (default: the running local broker of `make run` or `claims kafka up`, "
@@ -133,8 +138,9 @@ def exporter_command(
 
     registry.register(PipelineLagCollector(
         kafka, {role.value: spec.name for role, spec in topics.specs.items()},
-        checkpoint or [Path(settings.lake.checkpoint_root) / STREAM_CONSUMER, RUN_CHECKPOINT], batch_status))
-    listen = port if port is not None else load_scrape_jobs().job(EXPORTER_JOB).port
+        [*checkpoint] if checkpoint else [stream_checkpoint(settings.lake.checkpoint_root), RUN_CHECKPOINT],
+        batch_status))
+    listen = port if port is not None else load_scrape_jobs().job(EXPORTER_JOB).port_in(settings.monitoring)
     server, thread = start_http_server(listen, addr="127.0.0.1", registry=registry)
     console.print(f"lag exporter on http://127.0.0.1:{listen}/metrics")
     stop = threading.Event()

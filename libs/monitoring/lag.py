@@ -13,6 +13,13 @@ writes (`record_batch_run`), since a job that runs once a day has no endpoint to
 
 Every scrape asks the broker afresh (one metadata and one list-offsets request); a broker that does not answer makes
 `claims_kafka_exporter_up` 0 instead of failing the scrape.
+
+Checkpoints are read where the stream writes them: a local directory (`claims stream`, `make run`) or an
+`s3://bucket/prefix` (or `s3a://`, as app_config names it) URI: the stream on EMR checkpoints to the checkpoint
+bucket. On S3 the same two listings decide
+(`offsets/<n>` keys with a matching `commits/<n>`), and the commit object's LastModified is the commit time - S3's
+clock, as the local file's mtime is the local one. Listing and reading need s3:ListBucket and s3:GetObject on the
+checkpoint bucket and kms:Decrypt on the lake key, all of which the EMR instance role has.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from prometheus_client.core import GaugeMetricFamily
@@ -36,10 +45,18 @@ from prometheus_client.registry import Collector
 from libs.kafka.client_config import client_config
 from libs.settings import KafkaSettings
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 log = logging.getLogger(__name__)
 
 STREAM_CONSUMER = "claims-stream"  # the stream's query name (libs.streaming.query.QUERY_NAME), its checkpoint's name
 BROKER_TIMEOUT_SECONDS = 5.0
+# s3a:// is how Spark's Hadoop S3A client names the checkpoint root in app_config (infra/outputs.py); same objects.
+S3_SCHEMES = ("s3://", "s3a://")
+
+# A checkpoint: a local directory, or an s3:// or s3a:// URI (kept a string: Path would fold the '//').
+Checkpoint = Path | str
 
 
 class CheckpointError(ValueError):
@@ -62,7 +79,13 @@ def _batch_ids(directory: Path) -> list[int]:
 def parse_offsets_file(path: Path) -> dict[str, dict[int, int]]:
     """{topic: {partition: next offset}} of a checkpoint `offsets/<n>` file (line 1 'v1', line 2 metadata, then one
     JSON line per source; the Kafka source's line is a topic -> partition -> offset object)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    return parse_offsets_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_offsets_text(text: str, source_name: str) -> dict[str, dict[int, int]]:
+    """parse_offsets_file on the text of an offsets file read from anywhere; `source_name` names it in errors."""
+    path = source_name
+    lines = text.splitlines()
     if len(lines) < 3 or not lines[0].startswith("v"):
         msg = f"{path}: expected a version line, a metadata line and source offsets, found {len(lines)} line(s)"
         raise CheckpointError(msg)
@@ -92,22 +115,85 @@ def committed_offsets(checkpoint: Path) -> CommittedOffsets | None:
     return None
 
 
-def latest_progress(checkpoints: Iterable[Path]) -> CommittedOffsets | None:
+def is_s3_uri(location: Checkpoint) -> TypeGuard[str]:
+    """Whether a checkpoint location is on S3 (s3:// or s3a://)."""
+    return isinstance(location, str) and location.startswith(S3_SCHEMES)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key prefix ending in '/' or empty) of an s3://bucket/prefix (or s3a://) URI."""
+    rest = next((uri[len(scheme):] for scheme in S3_SCHEMES if uri.startswith(scheme)), "")
+    if not rest.split("/", 1)[0]:
+        msg = f"expected an s3://bucket/prefix checkpoint URI, found {uri!r}"
+        raise CheckpointError(msg)
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def _s3_batches(s3: S3Client, bucket: str, prefix: str) -> dict[int, float]:
+    """Batch id -> LastModified (Unix seconds) of the objects directly under `prefix` named by a batch number."""
+    batches: dict[int, float] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            name = item["Key"][len(prefix):]
+            if name.isdigit():
+                batches[int(name)] = item["LastModified"].timestamp()
+    return batches
+
+
+def committed_offsets_s3(s3: S3Client, uri: str) -> CommittedOffsets | None:
+    """committed_offsets for a checkpoint on S3: the last batch with both `offsets/<n>` and `commits/<n>`."""
+    bucket, prefix = split_s3_uri(uri)
+    commits = _s3_batches(s3, bucket, f"{prefix}commits/")
+    planned = _s3_batches(s3, bucket, f"{prefix}offsets/")
+    done = sorted(set(commits) & set(planned))
+    if not done:
+        return None
+    batch_id = done[-1]
+    key = f"{prefix}offsets/{batch_id}"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    return CommittedOffsets(batch_id=batch_id, offsets=parse_offsets_text(body, f"s3://{bucket}/{key}"),
+                            committed_at=commits[batch_id])
+
+
+def stream_checkpoint(checkpoint_root: str | Path, name: str = STREAM_CONSUMER) -> Checkpoint:
+    """The stream's checkpoint under settings.lake.checkpoint_root: a local Path, or an s3:// URI kept whole."""
+    root = str(checkpoint_root)
+    if is_s3_uri(root):
+        return f"{root.rstrip('/')}/{name}"
+    return Path(root) / name
+
+
+def latest_progress(checkpoints: Iterable[Checkpoint],
+                    s3_client: Callable[[], S3Client] | None = None) -> CommittedOffsets | None:
     """The most recently committed progress among candidate checkpoints (None when none has a commit).
 
     Locally the stream's checkpoint is under settings.lake.checkpoint_root for `claims stream` and under
-    .local/run for `make run`; whichever committed last is the stream that runs now.
+    .local/run for `make run`; whichever committed last is the stream that runs now. `s3:// ` checkpoints are read
+    with `s3_client()` (default: boto3's S3 client with the default credentials: the instance role on EMR).
     """
     found = []
     for checkpoint in checkpoints:
         try:
-            progress = committed_offsets(checkpoint)
+            if is_s3_uri(checkpoint):
+                progress = committed_offsets_s3((s3_client or _default_s3_client)(), checkpoint)
+            else:
+                progress = committed_offsets(Path(checkpoint))
         except (OSError, CheckpointError) as exc:
             log.warning("stream checkpoint unreadable: %s", exc)
+            continue
+        except (ClientError, BotoCoreError) as exc:
+            # The error names the checkpoint and the S3 error code only; checkpoints hold no PHI.
+            log.warning("stream checkpoint %s unreadable on S3: %s", checkpoint, exc)
             continue
         if progress is not None:
             found.append(progress)
     return max(found, key=lambda progress: progress.committed_at, default=None)
+
+
+def _default_s3_client() -> S3Client:
+    return boto3.client("s3")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -183,11 +269,14 @@ class PipelineLagCollector(Collector):
     """Collects the families above on every scrape (a custom collector: values are read, not accumulated)."""
 
     def __init__(self, kafka: KafkaSettings | Callable[[], KafkaSettings], topics: Mapping[str, str],
-                 checkpoints: Sequence[Path], batch_status: Path) -> None:
+                 checkpoints: Sequence[Checkpoint], batch_status: Path,
+                 s3_client: Callable[[], S3Client] | None = None) -> None:
         """`topics` maps each role (TopicRole values: raw, dead_letter, ...) to its topic name; the stream reads
         the `raw` one. Rules and dashboards select topics by role, so they hold in every environment.
 
         `kafka` may be a function, asked on every scrape: locally the broker of `make run` gets new ports each run.
+        `checkpoints` are directories or s3:// URIs; `s3_client` makes the client for the latter (made once, on the
+        first scrape that needs it).
         """
         self._kafka = kafka if callable(kafka) else (lambda: kafka)
         self.roles = {name: role for role, name in topics.items()}
@@ -195,6 +284,13 @@ class PipelineLagCollector(Collector):
         self.checkpoints = list(checkpoints)
         self.batch_status = batch_status
         self._admin: tuple[str, AdminClient] | None = None
+        self._make_s3 = s3_client or _default_s3_client
+        self._s3: S3Client | None = None
+
+    def _s3_client(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = self._make_s3()
+        return self._s3
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """The families without samples (so registering the collector never calls the broker)."""
@@ -231,7 +327,7 @@ class PipelineLagCollector(Collector):
 
     def _add_stream_progress(self, families: dict[str, GaugeMetricFamily],
                              end: dict[tuple[str, int], int] | None) -> None:
-        progress = latest_progress(self.checkpoints)
+        progress = latest_progress(self.checkpoints, self._s3_client)
         done = dict(progress.offsets.get(self.raw_topic, {})) if progress else {}
         if progress is not None:
             families["commit"].add_metric([STREAM_CONSUMER], progress.committed_at)

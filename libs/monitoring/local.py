@@ -35,10 +35,15 @@ class MonitoringStackError(RuntimeError):
 
 @dataclass(frozen=True)
 class StackPorts:
-    """Loopback ports of the stack's own processes (the apps' ports come from settings.monitoring)."""
+    """Loopback ports of the stack's own processes; the defaults are settings.monitoring's (the one place for ports)."""
 
-    prometheus: int = 9090
-    alertmanager: int = 9094  # not Alertmanager's usual 9093: the local Kafka controller listens there
+    prometheus: int = MonitoringSettings.model_fields["prometheus_port"].default
+    alertmanager: int = MonitoringSettings.model_fields["alertmanager_port"].default
+
+    @classmethod
+    def from_settings(cls, monitoring: MonitoringSettings) -> StackPorts:
+        """The ports settings.monitoring names (environment overrides included)."""
+        return cls(prometheus=monitoring.prometheus_port, alertmanager=monitoring.alertmanager_port)
 
 
 @dataclass(frozen=True)
@@ -70,20 +75,29 @@ class LocalMonitoring:
     monitoring: MonitoringSettings
     exporter_command: Sequence[str] | None = None
     state_dir: Path = STATE_DIR
-    ports: StackPorts = field(default_factory=StackPorts)
+    ports: StackPorts | None = None  # default: StackPorts.from_settings(monitoring)
     scrape_interval: str | None = None
     app_ports: dict[str, int] | None = None  # job -> port; default: settings and the scrape-jobs file
     jobs: ScrapeJobs = field(default_factory=load_scrape_jobs)
 
+    def __post_init__(self) -> None:
+        if self.ports is None:
+            self.ports = StackPorts.from_settings(self.monitoring)
+
+    @property
+    def stack_ports(self) -> StackPorts:
+        """The ports in effect (given, or from settings)."""
+        return self.ports or StackPorts.from_settings(self.monitoring)
+
     @property
     def prometheus_url(self) -> str:
         """Where the Prometheus UI and HTTP API answer."""
-        return f"http://127.0.0.1:{self.ports.prometheus}"
+        return f"http://127.0.0.1:{self.stack_ports.prometheus}"
 
     @property
     def alertmanager_url(self) -> str:
         """Where the Alertmanager UI and API answer."""
-        return f"http://127.0.0.1:{self.ports.alertmanager}"
+        return f"http://127.0.0.1:{self.stack_ports.alertmanager}"
 
     def job_ports(self) -> dict[str, int]:
         """Scrape job -> loopback port of the process it scrapes."""
@@ -95,7 +109,8 @@ class LocalMonitoring:
         """Render prometheus.yml into the state directory (scrape jobs, the committed rules, Alertmanager)."""
         config = prometheus_config(
             self.jobs, self.job_ports(), rule_files=[RULES_FILE], scrape_interval=self.scrape_interval,
-            alertmanager=f"127.0.0.1:{self.ports.alertmanager}", self_address=f"127.0.0.1:{self.ports.prometheus}")
+            alertmanager=f"127.0.0.1:{self.stack_ports.alertmanager}",
+            self_address=f"127.0.0.1:{self.stack_ports.prometheus}")
         return write_config(config, self.state_dir / "prometheus" / "prometheus.yml")
 
     def specs(self) -> list[ProcessSpec]:
@@ -113,7 +128,7 @@ class LocalMonitoring:
         config = self.write_prometheus_config()
         command = [str(tool_path("prometheus")), f"--config.file={config}",
                    f"--storage.tsdb.path={self.state_dir / 'prometheus' / 'data'}",
-                   f"--web.listen-address=127.0.0.1:{self.ports.prometheus}",
+                   f"--web.listen-address=127.0.0.1:{self.stack_ports.prometheus}",
                    "--storage.tsdb.retention.time=7d", "--web.enable-lifecycle"]
         assets = web_assets()
         if assets is not None:
@@ -125,7 +140,7 @@ class LocalMonitoring:
     def _alertmanager_spec(self) -> ProcessSpec:
         command = [str(tool_path("prometheus-alertmanager")), f"--config.file={ALERTMANAGER_FILE}",
                    f"--storage.path={self.state_dir / 'alertmanager' / 'data'}",
-                   f"--web.listen-address=127.0.0.1:{self.ports.alertmanager}",
+                   f"--web.listen-address=127.0.0.1:{self.stack_ports.alertmanager}",
                    # An empty address turns gossip clustering off: no listener on every interface at :9094.
                    "--cluster.listen-address="]
         ui = CACHE_ROOT / "usr" / "share" / "prometheus" / "alertmanager" / "ui"
@@ -168,8 +183,8 @@ class LocalMonitoring:
     def _known_specs(self) -> list[ProcessSpec]:
         # Status and stop must work without the binaries (e.g. after `make clean` of the cache): markers suffice.
         names = [("exporter", "exporter"), ("alertmanager", "alertmanager"), ("prometheus", "prometheus")]
-        ports = {"exporter": self.job_ports().get(EXPORTER_JOB), "alertmanager": self.ports.alertmanager,
-                 "prometheus": self.ports.prometheus}
+        ports = {"exporter": self.job_ports().get(EXPORTER_JOB), "alertmanager": self.stack_ports.alertmanager,
+                 "prometheus": self.stack_ports.prometheus}
         urls = {"exporter": f"http://127.0.0.1:{ports['exporter']}/metrics",
                 "alertmanager": f"{self.alertmanager_url}/-/ready", "prometheus": f"{self.prometheus_url}/-/ready"}
         return [ProcessSpec(name, [], urls[name], marker) for name, marker in names

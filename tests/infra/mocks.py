@@ -96,6 +96,9 @@ def _computed_state(type_token: str, name: str, inputs: dict[str, Any]) -> tuple
         state["name"] = inputs.get("namePrefix", "") + "20250101"
     elif type_token == "aws:ec2/vpcEndpoint:VpcEndpoint":
         state["prefixListId"] = "pl-63a5400a"
+    elif type_token == "aws:ssm/parameter:Parameter":
+        # The real form: a name starting with '/' follows 'parameter' directly.
+        state["arn"] = f"arn:aws:ssm:{REGION}:{ACCOUNT_ID}:parameter{inputs['name']}"
     elif type_token == "aws:iam/role:Role":
         state.update(arn=f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", name=name)
     elif "name" not in state:

@@ -86,8 +86,8 @@ def test_a_receiver_without_a_topic_is_named():
         amp_alertmanager_definition(ALERTMANAGER_FILE.read_text(encoding="utf-8"), {}, REGION)
 
 
-def test_the_agent_config_scrapes_every_job_and_remote_writes_with_sigv4(tools, tmp_path: Path):
-    jobs = yaml.safe_load(SCRAPE_JOBS_FILE.read_text(encoding="utf-8"))["jobs"]
+def test_the_agent_config_scrapes_the_emr_jobs_and_remote_writes_with_sigv4(tools, tmp_path: Path):
+    jobs = [job for job in yaml.safe_load(SCRAPE_JOBS_FILE.read_text(encoding="utf-8"))["jobs"] if job.get("on_emr")]
     url = f"https://aps-workspaces.{REGION}.amazonaws.com/workspaces/ws-1/api/v1/remote_write"
 
     text = agent_config(SCRAPE_JOBS_FILE.read_text(encoding="utf-8"), remote_write_url=url, region=REGION,
@@ -97,6 +97,7 @@ def test_the_agent_config_scrapes_every_job_and_remote_writes_with_sigv4(tools, 
     config = yaml.safe_load(text)
 
     assert [c["job_name"] for c in config["scrape_configs"]] == [job["job_name"] for job in jobs]
+    assert {"claims-stream", "claims-exporter"} <= {job["job_name"] for job in jobs}
     assert [c["static_configs"][0]["targets"] for c in config["scrape_configs"]] == [
         [f"localhost:{job['port']}"] for job in jobs]
     assert config["remote_write"][0]["url"] == url

@@ -13,12 +13,12 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from libs.generator import GeneratorConfig, generate_claims
+from libs.kafka.client_config import spark_kafka_options
 from libs.kafka.producer import ClaimProducer
 from libs.monitoring.correlation import correlation_id_column, log_batch_correlations
 from libs.phi import logging as phi_logging
 from libs.phi.logging import configure_logging
 from libs.streaming.parse import check_messages
-from libs.streaming.query import spark_kafka_options
 from tests.streaming.pipeline_helpers import AS_OF, make_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]

@@ -35,6 +35,19 @@ def test_settings_ports_win_over_the_file_locally():
     assert jobs.job("claims-exporter").port_in(monitoring) == 9466
 
 
+def test_every_port_is_a_setting_the_exporter_and_the_stack_included():
+    jobs = load_scrape_jobs()
+    monitoring = MonitoringSettings(exporter_port=19466, prometheus_port=19090, alertmanager_port=19094)
+
+    assert all(job.port_setting for job in jobs.jobs), "a job whose port is only a constant in the file"
+    assert jobs.job("claims-exporter").port_in(monitoring) == 19466
+    stack = LocalMonitoring(monitoring, exporter_command=["exporter"], state_dir=Path("/nonexistent"))
+    assert stack.prometheus_url == "http://127.0.0.1:19090"
+    assert stack.alertmanager_url == "http://127.0.0.1:19094"
+    assert stack.job_ports()["claims-exporter"] == 19466
+    assert StackPorts() == StackPorts.from_settings(MonitoringSettings())
+
+
 def test_a_port_setting_that_settings_do_not_have_is_named(tmp_path):
     path = tmp_path / "jobs.yaml"
     path.write_text("jobs:\n  - {job_name: x, port: 1, port_setting: no_such_port}\n", encoding="utf-8")
