@@ -23,14 +23,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from libs.bench.results import StageResult
+from libs.bench.results import PRODUCE_PIPELINE_STAGE, StageResult
 from libs.ingest import default_workers, produce_generated
 from libs.kafka.producer import ProduceReport
 from libs.settings import Settings
 
 PRODUCE_TARGET = 20_000  # claims/s, generated and protected into Kafka (issue 8)
-SINGLE_PROCESS_STAGE = "produce generated (1 process)"
-PARALLEL_STAGE = "produce generated (parallel)"
+SINGLE_PROCESS_STAGE = f"{PRODUCE_PIPELINE_STAGE} (1 process)"  # the reference the parallel run is compared with
+PARALLEL_STAGE = PRODUCE_PIPELINE_STAGE  # what `make run` does
 
 
 @dataclass

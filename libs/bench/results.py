@@ -16,6 +16,7 @@ from rich.table import Table
 
 BASELINE_STAGE = "baseline consumer"
 PARSE_STAGE = "orjson parse"
+PRODUCE_PIPELINE_STAGE = "generate + protect + produce"  # the producing path of `make run`, end to end
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ stopped on the way out, also on failure or Ctrl-C.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import platform
 import shutil
@@ -38,6 +37,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from libs.bench.results import BASELINE_STAGE, PARSE_STAGE, BenchReport, StageResult
+from libs.kafka.topics import prefixed_topics_file
 from libs.model import Claim
 from libs.settings import LOCAL_DIR, REPO_ROOT, KafkaSettings, LakeSettings, SecuritySettings, Settings, SparkSettings
 
@@ -45,6 +45,7 @@ DEFAULT_OUT = LOCAL_DIR / "bench" / "bench.json"
 DEFAULT_WORK_DIR = LOCAL_DIR / "bench" / "work"
 PROGRESS_EVERY = 500
 STREAMING_TARGET = 10_000  # claims/s end to end on a warm JVM, the target of docs/benchmarks.md
+PRODUCING_TARGET = 20_000  # generated claims into Kafka with PHI protection, claims/s (docs/benchmarks.md)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ class BenchConfig:
     trigger_seconds: float = 5.0  # processing-time trigger of the latency stage (the production default)
     warmup: int = 20_000  # claims drained once before the measured drain, to warm the JIT (0: no warm-up)
     max_offsets_per_trigger: int | None = None  # None: the settings default, as `make run` uses
-    spark_ui: bool = True  # serve Spark's REST API for the per-stage breakdown
+    produce_pipeline: bool = True  # generate + protect + produce as `make run` does, one process vs worker processes
+    api_load: bool = True  # locust against `claims api`: NDJSON ingestion and analytics latency
+    batch_marts: bool = True  # final stage: the daily batch's marts in Spark vs DuckDB on 1,000,000 claims
     work_dir: Path = DEFAULT_WORK_DIR
     out: Path = DEFAULT_OUT
 
@@ -94,21 +97,6 @@ class Corpus:
     def cycle(self, total: int) -> Iterator[Claim]:
         """`total` claims, starting over from the first when `total` exceeds the corpus."""
         return itertools.islice(itertools.cycle(self.claims), total)
-
-
-def prefixed_topics_file(destination: Path, prefix: str, source: Path | None = None) -> Path:
-    """A copy of the project's topics.json (same partitions and configs) whose topic names start with `prefix`.
-
-    Each bench stage gets its own topics, so the drain and the latency stage never read each other's messages.
-    """
-    source = source or KafkaSettings().topics_file
-    document = json.loads(source.read_text(encoding="utf-8"))
-    for role, spec in document.get("topics", {}).items():
-        if not role.startswith("_") and isinstance(spec, dict):
-            spec["name"] = f"{prefix}-{spec['name']}"
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    destination.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return destination
 
 
 def machine_description() -> dict[str, Any]:
@@ -204,6 +192,11 @@ def _timed_loop(items: Sequence[Any], work: Callable[[Any], Any], update: Callab
     return results, seconds
 
 
+def _stage_topics(work_dir: Path, name: str, prefix: str) -> Path:
+    """The project's topics under `prefix`, for one stage."""
+    return prefixed_topics_file(work_dir / name / "topics.json", prefix, KafkaSettings().topics_file)
+
+
 def stage_settings(work_dir: Path, name: str, bootstrap: str, topics_file: Path, config: BenchConfig) -> Settings:
     """Settings of one Spark stage: its own lake and checkpoints; security (keyring, audit) in the work dir."""
     from libs.settings import load_settings  # noqa: PLC0415
@@ -230,6 +223,16 @@ def run_bench(config: BenchConfig, console: Console | None = None, show_progress
     with BenchProgress(console, enabled=show_progress) as progress:
         corpus = _python_stages(config, report, progress)
         _kafka_and_streaming_stages(config, report, progress, corpus)
+        if config.batch_marts:
+            from libs.bench.batch import batch_vs_duckdb  # noqa: PLC0415
+            from libs.settings import load_settings  # noqa: PLC0415
+            from libs.spark.session import build_spark_session  # noqa: PLC0415
+
+            spark = build_spark_session(load_settings().spark, app_name="claims-bench-batch")
+            try:
+                report.details["batch_marts"] = batch_vs_duckdb(spark, config.work_dir)
+            finally:
+                spark.stop()
     config.out.parent.mkdir(parents=True, exist_ok=True)
     config.out.write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
     return report
@@ -328,7 +331,7 @@ def _kafka_and_streaming_stages(config: BenchConfig, report: BenchReport, progre
     with LocalKafka(home=work / "kafka", port=0, controller_port=0) as broker:
         update(info=broker.bootstrap, done=True)
         drain_settings = stage_settings(work, "drain", broker.bootstrap,
-                                        prefixed_topics_file(work / "drain" / "topics.json", f"bench-{run_id}"),
+                                        _stage_topics(work, "drain", f"bench-{run_id}"),
                                         config)
         ensure_topics(drain_settings.kafka, drain_settings.kafka.topics_file)
         raw_topic = load_topics(drain_settings.kafka.topics_file).raw
@@ -346,15 +349,47 @@ def _kafka_and_streaming_stages(config: BenchConfig, report: BenchReport, progre
                                "1 confluent-kafka consumer process: poll + orjson + Claim + Python rules"))
         report.details["baseline"] = {**asdict(baseline), "process_wall_seconds": round(wall, 3)}
 
+        if config.produce_pipeline:
+            _produce_pipeline_stage(config, report, progress, bootstrap=broker.bootstrap, broker_pid=broker.pid,
+                                    run_id=run_id)
+
         _spark_stages(config, report, progress, corpus, bootstrap=broker.bootstrap, drain_settings=drain_settings,
                       run_id=run_id)
+
+        if config.api_load:
+            from libs.bench.api_load import ApiLoadConfig, run_api_load  # noqa: PLC0415
+
+            update = progress.stage("API load (locust: ingestion, analytics)", None)
+            api_load = run_api_load(ApiLoadConfig(work_dir=work / "api", bootstrap=broker.bootstrap))
+            for stage in api_load["stages"]:
+                report.add(StageResult(**stage))
+            report.details["api_load"] = api_load
+            update(done=True)
+
+
+def _produce_pipeline_stage(config: BenchConfig, report: BenchReport, progress: BenchProgress, *, bootstrap: str,
+                            broker_pid: int | None, run_id: str) -> None:
+    """Generated claims through libs.ingest (validate, protect, produce) on topics of their own: `make run`'s path."""
+    from libs.bench.produce import run_produce_bench  # noqa: PLC0415
+    from libs.kafka.admin import ensure_topics  # noqa: PLC0415
+
+    work = config.work_dir
+    settings = stage_settings(work, "produce", bootstrap, _stage_topics(work, "produce", f"bench-{run_id}-produce"),
+                              config)
+    ensure_topics(settings.kafka, settings.kafka.topics_file)
+    update = progress.stage("produce generated claims (libs.ingest)", None)
+    result = run_produce_bench(settings, count=config.count, seed=config.seed, broker_pid=broker_pid,
+                               on_progress=lambda stage, sent: update(completed=sent.sent, info=stage))
+    for stage in result.stages:
+        report.add(stage)
+    report.details["produce"] = result.details()
+    update(done=True)
 
 
 def _spark_stages(config: BenchConfig, report: BenchReport, progress: BenchProgress, corpus: Corpus, *,
                   bootstrap: str, drain_settings: Settings, run_id: str) -> None:
     from libs.bench.streaming import drain, steady_latency  # noqa: PLC0415
     from libs.kafka.admin import ensure_topics  # noqa: PLC0415
-    from libs.kafka.broker import free_port  # noqa: PLC0415
     from libs.spark.session import build_spark_session  # noqa: PLC0415
 
     work = config.work_dir
@@ -362,17 +397,15 @@ def _spark_stages(config: BenchConfig, report: BenchReport, progress: BenchProgr
     started = time.perf_counter()
     # Every progress event of the latency stage is kept (one per trigger, and it can run more than 100 triggers).
     extra = {"spark.sql.streaming.numRecentProgressUpdates": "2000"}
-    if config.spark_ui:
-        extra |= {"spark.ui.enabled": "true", "spark.ui.port": str(free_port()),
-                  "spark.ui.showConsoleProgress": "false"}
-    spark = build_spark_session(drain_settings.spark, app_name="claims-bench", extra_conf=extra)
+    spark = build_spark_session(drain_settings.spark, app_name="claims-bench", extra_conf=extra,
+                                log_file=config.work_dir / "logs" / "spark.log")
     report.details["spark_session_start_seconds"] = round(time.perf_counter() - started, 2)
     update(done=True)
     try:
         if config.warmup:
             count = min(config.warmup, len(corpus.claims))
             settings = stage_settings(work, "warmup", bootstrap,
-                                      prefixed_topics_file(work / "warmup" / "topics.json", f"bench-{run_id}-warmup"),
+                                      _stage_topics(work, "warmup", f"bench-{run_id}-warmup"),
                                       config)
             ensure_topics(settings.kafka, settings.kafka.topics_file)
             update = progress.stage("streaming warm-up (produce)", count)
@@ -394,7 +427,7 @@ def _spark_stages(config: BenchConfig, report: BenchReport, progress: BenchProgr
 
         total = max(1, round(config.rate * config.seconds))
         settings = stage_settings(work, "latency", bootstrap,
-                                  prefixed_topics_file(work / "latency" / "topics.json", f"bench-{run_id}-latency"),
+                                  _stage_topics(work, "latency", f"bench-{run_id}-latency"),
                                   config)
         ensure_topics(settings.kafka, settings.kafka.topics_file)
         update = progress.stage(f"latency: produce at {config.rate:,.0f}/s", total)

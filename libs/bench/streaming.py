@@ -181,8 +181,8 @@ def silver_latencies_ms(spark: SparkSession, tables: LakeTables, outcomes: Seque
 
 def alert_latencies_ms(spark: SparkSession, settings: Settings, tables: LakeTables) -> list[float]:
     """For every alert on the alerts topic: its Kafka timestamp minus the raw claim's Kafka timestamp."""
+    from libs.kafka.client_config import spark_kafka_options  # noqa: PLC0415
     from libs.kafka.topics import load_topics  # noqa: PLC0415
-    from libs.streaming.query import spark_kafka_options  # noqa: PLC0415
 
     reader = spark.read.format("kafka").option("subscribe", load_topics(settings.kafka.topics_file).alerts)
     for key, value in spark_kafka_options(settings.kafka).items():

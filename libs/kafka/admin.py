@@ -72,6 +72,20 @@ def ensure_topics(
     return results
 
 
+def delete_topics(settings: KafkaSettings, topics_file: Path) -> list[str]:
+    """Delete every topic of `topics_file` that exists (scratch topics: the bench's stages, the stream's warm-up)."""
+    admin = AdminClient(client_config(settings))
+    existing = _partition_counts(admin)
+    names = [spec.name for spec in load_topics(topics_file).all() if spec.name in existing]
+    if names:
+        failed = {name: error for name, error in _wait(admin.delete_topics(names, operation_timeout=10),
+                                                        "delete topic").items() if error is not None}
+        if failed:
+            msg = "; ".join(f"delete topic {name}: {error.str()}" for name, error in failed.items())
+            raise TopicManagementError(msg)
+    return names
+
+
 def _await_visible(admin: AdminClient, specs: list[TopicSpec], timeout: float = ADMIN_TIMEOUT_SECONDS) -> None:
     """Wait until the broker serves the new partitions and configs.
 

@@ -142,3 +142,17 @@ def load_topics(path: Path | str) -> Topics:
         msg = f"{path}: line {exc.lineno} column {exc.colno}: expected JSON, {exc.msg}"
         raise TopicsFileError(msg) from None
     return parse_topics(document, path)
+
+
+def prefixed_topics_file(destination: Path, prefix: str, source: Path) -> Path:
+    """A copy of a topics file (same partitions and configs) whose topic names start with `prefix`.
+
+    Each bench stage and the stream's warm-up get their own topics, so they never read each other's messages.
+    """
+    document = orjson.loads(source.read_bytes())
+    for role, spec in document.get("topics", {}).items():
+        if not role.startswith("_") and isinstance(spec, dict):
+            spec["name"] = f"{prefix}-{spec['name']}"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    return destination

@@ -13,9 +13,10 @@ from datetime import date
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from libs.kafka.client_config import spark_kafka_options
 from libs.kafka.topics import Topics, load_topics
 from libs.lake import LakeTables, pipeline_identity
-from libs.settings import KafkaSecurityProtocol, KafkaSettings, Settings
+from libs.settings import Settings
 from libs.streaming.metrics import PrometheusQueryListener, StreamMetrics
 from libs.streaming.processor import BatchOutcome, ClaimBatchProcessor, OutputTopics
 
@@ -27,26 +28,6 @@ SOURCE_CONSUMER_OPTIONS = {
     "kafka.fetch.max.wait.ms": "20",
     "kafka.max.partition.fetch.bytes": str(8 * 1024 * 1024),
 }
-
-
-def spark_kafka_options(kafka: KafkaSettings) -> dict[str, str]:
-    """Options shared by the Kafka source and sink (`kafka.`-prefixed client properties).
-
-    On MSK the brokers require TLS and IAM authentication; the aws-msk-iam-auth jar on EMR provides the SASL classes.
-    """
-    options = {"kafka.bootstrap.servers": kafka.bootstrap_servers}
-    if kafka.security_protocol is not KafkaSecurityProtocol.PLAINTEXT:
-        options["kafka.security.protocol"] = kafka.security_protocol.value
-    if kafka.security_protocol is KafkaSecurityProtocol.SASL_SSL:
-        options.update(
-            {
-                "kafka.sasl.mechanism": "AWS_MSK_IAM",
-                "kafka.sasl.jaas.config": "software.amazon.msk.auth.iam.IAMLoginModule required;",
-                "kafka.sasl.client.callback.handler.class":
-                    "software.amazon.msk.auth.iam.IAMClientCallbackHandler",
-            }
-        )
-    return options
 
 
 def output_topics(topics: Topics) -> OutputTopics:

@@ -1,64 +1,67 @@
-"""Warm a fresh Spark session for the claims stream: start the Python workers and run every write path once.
+"""Warm a fresh Spark session for the claims stream: the query's whole path, once, on scratch topics and a scratch lake.
 
 Why: the first micro-batch of a fresh JVM pays for class loading, code generation, the JIT's first compilations, the
-Python worker daemon's start and Delta's first commits: measured ~10 s of CPU on two cores, more than the checking of
-tens of thousands of claims. A long-running stream pays it once; `make run` and the bench pay it while the claims are
-being produced instead (libs.pipeline.local_run), so the drain that follows runs on the engine as it runs in
-production. Nothing here touches the run's lake or topics: the warm-up writes to a scratch directory and deletes it.
+Python worker daemon's start, the Kafka source's and sink's first connections and Delta's first commits: measured
+~10 s of CPU on two cores, more than the checking of tens of thousands of claims. A long-running stream pays it once;
+`make run` pays it while the claims are being produced instead (libs.pipeline.local_run), so the drain that follows
+runs on the engine as it runs in production.
+
+The warm-up is the real query (libs.streaming.query.start_claims_query, availableNow) on WARMUP_CLAIMS generated
+claims produced to topics of their own (`claims-warmup-<id>-<topic>`) and a scratch lake; the topics and the lake are
+deleted afterwards, so nothing of it reaches the run's topics, lake or counts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from datetime import UTC, datetime
+import uuid
 from pathlib import Path
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F  # noqa: N812
 
-from libs.lake import LakeTables, OnceAppender
 from libs.settings import LakeSettings, Settings
-from libs.streaming import frames
-from libs.streaming.parse import check_messages
-from libs.streaming.processor import RAW_KAFKA_SCHEMA, create_lake_tables
 
-WARMUP_CLAIMS = 2000
+WARMUP_CLAIMS = 5000  # enough rows that every per-row method is compiled (C1 compiles after ~1,500 calls)
 WARMUP_SEED = 424242  # not the run's seed: the warm-up claims are never mistaken for the run's
 
 
 def warm_up(spark: SparkSession, settings: Settings, claims: int = WARMUP_CLAIMS) -> None:
-    """Check `claims` generated, protected claims and write every lake output of them to a scratch lake."""
-    from libs.generator import GeneratorConfig, generate_claims  # noqa: PLC0415
-    from libs.kafka.serialize import claim_to_message  # noqa: PLC0415
-    from libs.phi import PhiProtector  # noqa: PLC0415
+    """Produce `claims` generated claims to scratch topics and drain them with the real query into a scratch lake."""
+    from libs.kafka.admin import delete_topics, ensure_topics  # noqa: PLC0415
+    from libs.kafka.topics import prefixed_topics_file  # noqa: PLC0415
+    from libs.streaming.query import start_claims_query  # noqa: PLC0415
 
     scratch = Path(tempfile.mkdtemp(prefix="claims-warmup-"))
+    topics_file = prefixed_topics_file(scratch / "topics.json", f"claims-warmup-{uuid.uuid4().hex[:8]}",
+                                       settings.kafka.topics_file)
+    kafka = settings.kafka.model_copy(update={"topics_file": topics_file})
+    scratch_settings = settings.model_copy(update={
+        "kafka": kafka,
+        "lake": LakeSettings(root=str(scratch / "lake"), checkpoint_root=str(scratch / "checkpoints")),
+    })
     try:
-        protector = PhiProtector.from_settings(settings)
-        config = GeneratorConfig(count=claims, seed=WARMUP_SEED)
-        now = datetime.now(UTC)
-        rows = [(claim.claim_id.encode(), claim_to_message(claim, protector.protect), "warmup", index % 6, index, now,
-                 0) for index, (claim, _labels) in enumerate(generate_claims(config))]
-        raw = spark.createDataFrame(rows, RAW_KAFKA_SCHEMA)
-        tables = LakeTables.from_settings(LakeSettings(root=str(scratch / "lake"),
-                                                       checkpoint_root=str(scratch / "checkpoints")))
-        create_lake_tables(spark, tables)
-        appender = OnceAppender("warmup")
-        checked = check_messages(raw, config.anchor_date, pipeline_id="warmup").cache()
-        checked.groupBy("is_valid", "error_codes").agg(F.count(F.lit(1))).collect()
-        for frame, location in ((frames.bronze_frame(checked), tables.bronze),
-                                (frames.quarantine_frame(checked), tables.quarantine),
-                                (frames.events_frame(checked), tables.claim_events),
-                                (frames.silver_frame(checked), tables.silver)):
-            appender.append(frame, location, 0)
-        frames.topic_messages(checked, _ScratchTopics).write.format("noop").mode("overwrite").save()
-        checked.unpersist()
+        ensure_topics(kafka, topics_file)
+        _produce(scratch_settings, claims)
+        running = start_claims_query(spark, scratch_settings, available_now=True)
+        running.query.awaitTermination()
+        running.stop()
+        failure = running.query.exception()
+        if failure is not None:
+            msg = f"the stream's warm-up failed: {failure}"
+            raise RuntimeError(msg)
     finally:
+        with contextlib.suppress(Exception):  # a scratch topic left behind is harmless; the run goes on
+            delete_topics(kafka, topics_file)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-class _ScratchTopics:
-    """Topic names for the warm-up's no-op Kafka rows (nothing is sent)."""
+def _produce(settings: Settings, claims: int) -> None:
+    """The warm-up claims into the scratch raw topic, in this thread (a few thousand: no worker processes)."""
+    from libs.ingest import produce_generated  # noqa: PLC0415
 
-    validated = processed = alerts = dead_letter = "warmup"
+    report = produce_generated(settings, claims, WARMUP_SEED, workers=0)
+    if not report.ok:
+        msg = f"the stream's warm-up: {report.failed} of {claims} claims not delivered to the scratch topic"
+        raise RuntimeError(msg)

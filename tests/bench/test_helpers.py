@@ -18,9 +18,10 @@ from libs.bench.results import (
     ratio,
     render_table,
 )
-from libs.bench.runner import BenchConfig, prefixed_topics_file
+from libs.bench.runner import BenchConfig
 from libs.bench.streaming import cpu_profile, step_totals
-from libs.settings import load_settings
+from libs.kafka.topics import prefixed_topics_file
+from libs.settings import KafkaSettings, load_settings
 from libs.streaming.processor import BatchOutcome
 
 
@@ -92,7 +93,7 @@ def test_prefixed_topics_file_renames_every_topic_and_keeps_the_rest(tmp_path: P
     from libs.kafka.topics import load_topics  # noqa: PLC0415
 
     original = load_topics(load_settings().kafka.topics_file)
-    topics = load_topics(prefixed_topics_file(tmp_path / "topics.json", "bench-x"))
+    topics = load_topics(prefixed_topics_file(tmp_path / "topics.json", "bench-x", KafkaSettings().topics_file))
     assert topics.raw == f"bench-x-{original.raw}"
     assert {spec.name for spec in topics.all()}.isdisjoint({spec.name for spec in original.all()})
     assert topics.spec("raw").partitions == original.spec("raw").partitions
