@@ -13,14 +13,11 @@ cannot be written is logged and counted (`claims_api_audit_failures_total`); the
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -28,7 +25,7 @@ import orjson
 from starlette.datastructures import MutableHeaders
 
 from libs.api.metrics import ApiMetrics
-from libs.phi.audit import GENESIS_HASH, AuditLog, record_hash
+from libs.phi.audit import AuditLog
 from libs.phi.errors import AuditError
 from libs.phi.logging import correlation_scope
 
@@ -64,28 +61,7 @@ class RequestAuditLog(AuditLog):
         }
         if len(ids) > MAX_AUDITED_CLAIM_IDS:
             fields["claim_ids_omitted"] = len(ids) - MAX_AUDITED_CLAIM_IDS
-        return self._append_chained(fields)
-
-    def _append_chained(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """The chain step of AuditLog.append (lock, previous hash, seq, fsync) for a record of another event."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            with os.fdopen(fd, "a+b") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-                last = self._last_line(handle)
-                previous = orjson.loads(last) if last else None
-                record: dict[str, Any] = {"seq": (previous["seq"] + 1) if previous else 1,
-                                          "ts": datetime.now(UTC).isoformat(timespec="microseconds"), **fields,
-                                          "prev_hash": previous["hash"] if previous else GENESIS_HASH}
-                record["hash"] = record_hash(record)
-                handle.write(orjson.dumps(record) + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            msg = f"audit log {self.path}: cannot append ({type(exc).__name__})"
-            raise AuditError(msg) from None
-        return record
+        return self.append_event(fields)
 
 
 def new_correlation_id() -> str:

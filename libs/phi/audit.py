@@ -73,7 +73,16 @@ class AuditLog:
 
     def append(self, *, actor: str, role: str, claim_id: str | None, fields: Sequence[str], reason: str,
                decision: Decision, detail: str | None = None) -> dict[str, Any]:
-        """Write one record and return it; AuditError if it cannot be written (callers must then fail closed)."""
+        """Write one reveal record and return it; AuditError if it cannot be written (callers must then fail closed)."""
+        return self.append_event({"event": "phi.reveal", "actor": actor, "role": role, "claim_id": claim_id,
+                                  "fields": list(fields), "reason": reason, "decision": decision.value,
+                                  "detail": detail}, refusal="; the reveal is refused")
+
+    def append_event(self, fields: dict[str, Any], *, refusal: str = "") -> dict[str, Any]:
+        """Chain one record of any event: lock, sequence number, previous hash, fsync (the API's requests too).
+
+        `refusal` ends the AuditError's message (what the caller will not do because the record was not written).
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -81,25 +90,14 @@ class AuditLog:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
                 last = self._last_line(handle)
                 previous = orjson.loads(last) if last else None
-                record: dict[str, Any] = {
-                    "seq": (previous["seq"] + 1) if previous else 1,
-                    "ts": self._clock(),
-                    "event": "phi.reveal",
-                    "actor": actor,
-                    "role": role,
-                    "claim_id": claim_id,
-                    "fields": list(fields),
-                    "reason": reason,
-                    "decision": decision.value,
-                    "detail": detail,
-                    "prev_hash": previous["hash"] if previous else GENESIS_HASH,
-                }
+                record: dict[str, Any] = {"seq": (previous["seq"] + 1) if previous else 1, "ts": self._clock(),
+                                          **fields, "prev_hash": previous["hash"] if previous else GENESIS_HASH}
                 record["hash"] = record_hash(record)
                 handle.write(orjson.dumps(record) + b"\n")
                 handle.flush()
                 os.fsync(handle.fileno())
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            msg = f"audit log {self.path}: cannot append ({type(exc).__name__}); the reveal is refused"
+            msg = f"audit log {self.path}: cannot append ({type(exc).__name__}){refusal}"
             raise AuditError(msg) from None
         return record
 
