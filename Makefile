@@ -4,6 +4,7 @@ PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 JARS_STAMP := .cache/jars/.resolved
 PROMETHEUS_STAMP := .cache/prometheus/.installed
+WEB_STAMP := .cache/web/.installed
 STACK ?= dev
 COUNT ?= 100000
 SEED ?= 7
@@ -35,8 +36,15 @@ $(PROMETHEUS_STAMP): scripts/fetch_prometheus.sh
 
 prometheus: $(PROMETHEUS_STAMP)  ## Debian's prometheus (promtool) and alertmanager (amtool) into .cache/prometheus
 
-run: $(VENV_STAMP) $(JARS_STAMP)  ## the main job: Kafka -> Spark streaming -> lake, then a reconciliation
-	$(PY) -m apps.cli.main run --count $(COUNT) --seed $(SEED)
+.PHONY: web-assets
+$(WEB_STAMP): tools/web/package.json tools/web/package-lock.json scripts/fetch_web_assets.sh
+	bash scripts/fetch_web_assets.sh
+	@touch $@
+
+web-assets: $(WEB_STAMP)  ## the dashboard's chart libraries (vega, vega-lite, vega-embed) from npm into .cache/web
+
+run: $(VENV_STAMP) $(JARS_STAMP) $(WEB_STAMP)  ## the main job: Kafka -> Spark streaming -> lake, reconciliation, daily batch -> warehouse (FRESH=1: start from empty state)
+	$(PY) -m apps.cli.main run --count $(COUNT) --seed $(SEED)$(if $(filter 1 yes true,$(FRESH)), --fresh,)
 
 lint: $(VENV_STAMP)
 	.venv/bin/ruff check --output-format concise libs apps infra tests
@@ -44,7 +52,7 @@ lint: $(VENV_STAMP)
 typecheck: $(VENV_STAMP)
 	.venv/bin/mypy libs apps infra
 
-test: $(VENV_STAMP) $(JARS_STAMP) $(PROMETHEUS_STAMP) lint typecheck  ## ruff, mypy, then the whole pytest suite (real Kafka and Spark)
+test: $(VENV_STAMP) $(JARS_STAMP) $(PROMETHEUS_STAMP) $(WEB_STAMP) lint typecheck  ## ruff, mypy, then the whole pytest suite (real Kafka and Spark)
 	.venv/bin/pytest -q
 
 unit: $(VENV_STAMP)  ## fast tests only (no Kafka, no Spark)
@@ -62,7 +70,7 @@ kafka-down: $(VENV_STAMP)  ## stop the local broker
 topics: $(VENV_STAMP)  ## create or update topics from configs/kafka/topics.json
 	$(PY) -m apps.cli.main topics
 
-serve: $(VENV_STAMP)  ## the REST API on 127.0.0.1:8080 (OpenAPI at /docs; tokens: claims api token --role ROLE)
+serve: $(VENV_STAMP) $(WEB_STAMP)  ## the REST API on 127.0.0.1:8080 (OpenAPI at /docs; tokens: claims api token --role ROLE)
 	$(PY) -m apps.cli.main api --host 127.0.0.1 --port 8080
 
 monitor-up: $(VENV_STAMP) $(PROMETHEUS_STAMP)  ## local Prometheus + Alertmanager + lag exporter on loopback; prints the URL

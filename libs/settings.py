@@ -22,7 +22,10 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_DIR = REPO_ROOT / ".local"
+# The one local state of every command (`make run`, `claims stream|batch|api|reveal|export`, `claims kafka up`): lake,
+# checkpoints, warehouse, keyring, audit log, broker data and logs all live under it (docs/operations.md, "Local
+# state"). CLAIMS_LOCAL_DIR moves all of it at once (tests run the real commands against a temporary directory).
+LOCAL_DIR = Path(os.environ.get("CLAIMS_LOCAL_DIR") or REPO_ROOT / ".local").resolve()
 
 
 class Environment(StrEnum):
@@ -52,6 +55,16 @@ class KafkaSettings(BaseModel):
     topics_file: Path = Field(default=REPO_ROOT / "configs" / "kafka" / "topics.json",
                               description="The only source of topic names, partitions and retention.")
     client_id: str = Field(default="claims-pipeline")
+    local_broker_home: Path = Field(
+        default=LOCAL_DIR / "kafka",
+        description="Data, logs and pid file of the local broker that `claims kafka up` and `make run` both use; its "
+                    "client port is the one of bootstrap_servers.")
+    local_controller_port: int = Field(default=9093, ge=1, le=65535,
+                                       description="KRaft controller port of the local broker.")
+    preflight_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60,
+        description="How long a command waits for broker metadata before it says no broker answers (fail fast "
+                    "instead of waiting out the clients' 60-second timeouts).")
 
 
 class LakeSettings(BaseModel):
@@ -110,11 +123,22 @@ class SparkSettings(BaseModel):
 
 
 class MonitoringSettings(BaseModel):
-    """Prometheus endpoints of each app."""
+    """Prometheus endpoints of each app, and the ports of the monitoring processes themselves.
+
+    One place for every port: configs/monitoring/scrape-jobs.yaml names these fields (`port_setting`), the local
+    stack (libs.monitoring.local) and the EMR agent (infra/emr_bootstrap.py) read them from here.
+    """
 
     producer_metrics_port: int = Field(default=9464, ge=0, le=65535)
     streaming_metrics_port: int = Field(default=9465, ge=0, le=65535)
     api_port: int = Field(default=8080, ge=0, le=65535)
+    exporter_port: int = Field(default=9466, ge=0, le=65535,
+                               description="The lag exporter (`claims monitor exporter`, libs.monitoring.lag).")
+    prometheus_port: int = Field(default=9090, ge=1, le=65535,
+                                 description="Prometheus (local server; the agent on the EMR primary node).")
+    alertmanager_port: int = Field(default=9094, ge=1, le=65535,
+                                   description="Local Alertmanager; not its usual 9093, the local Kafka controller "
+                                               "listens there.")
     remote_write_url: str | None = Field(default=None, description="Amazon Managed Prometheus remote write URL.")
 
 

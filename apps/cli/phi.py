@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import orjson
 import typer
 
 from libs.phi.audit import verify
 from libs.phi.errors import DecryptionError, KeyMaterialError, PhiError, RevealDeniedError
-from libs.phi.export import ExportSummary, export_deidentified, input_files
+from libs.phi.export import export_deidentified, input_files
 from libs.phi.keys import KeyPurpose, Keyring, rotate
 from libs.phi.logging import safe_exception_message
 from libs.phi.masking import mask_revealed
 from libs.phi.protector import PhiProtector
-from libs.settings import KeyProviderKind, Settings, load_settings
-
-if TYPE_CHECKING:
-    from libs.phi.deidentify import Deidentifier
+from libs.settings import KeyProviderKind, load_settings
 
 EXIT_VERIFY_FAILED, EXIT_BAD_INPUT, EXIT_DENIED, EXIT_DECRYPT = 1, 2, 3, 4
 
@@ -84,7 +81,7 @@ def reveal_command(
     claim_file: Annotated[Path | None, typer.Option("--claim-file", help="Protected record (JSON or NDJSON).")] = None,
     claim_id: Annotated[str | None, typer.Option("--claim-id", help="Claim to find in --source/--claim-file.")] = None,
     source: Annotated[Path | None, typer.Option("--source", help="NDJSON file or directory of protected records "
-                                                                 "(default: the silver table path).")] = None,
+                                                                 "(default: the lake's Delta silver table).")] = None,
 ) -> None:
     """Decrypt PHI fields of one protected claim for an allowed role; every request is audited, also refusals.
 
@@ -93,11 +90,16 @@ def reveal_command(
     settings = load_settings()
     if claim_file is None and claim_id is None:
         raise _fail("pass --claim-file FILE or --claim-id ID", EXIT_BAD_INPUT)
-    where = claim_file if claim_file is not None else (source or Path(settings.lake.table("silver")))
-    try:
-        record = _select(_records(where), claim_id, where)
-    except FileNotFoundError as exc:
-        raise _fail(safe_exception_message(exc), EXIT_BAD_INPUT) from None
+    if claim_file is None and source is None and claim_id is not None:
+        from apps.cli.reveal import silver_record  # noqa: PLC0415  (the lake every command shares; PySpark)
+
+        record = silver_record(settings, claim_id)  # PreflightError: one line and exit 2 (apps.cli.main)
+    else:
+        where = claim_file if claim_file is not None else (source or Path(settings.lake.table("silver")))
+        try:
+            record = _select(_records(where), claim_id, where)
+        except FileNotFoundError as exc:
+            raise _fail(safe_exception_message(exc), EXIT_BAD_INPUT) from None
     requested = [f.strip() for f in fields.split(",") if f.strip()]
     try:
         protector = PhiProtector.from_settings(settings)
@@ -129,8 +131,11 @@ def export_command(
 
     settings = load_settings()
     try:
-        if input_path is None:  # the Delta silver table, read with Spark (libs.batch.export)
-            summary = _export_silver(settings, out, Deidentifier.from_settings(settings))
+        if input_path is None:  # the Delta silver table, read with Spark (libs.batch.export), with progress
+            from apps.cli.export import check_silver_export, export_silver_with_progress  # noqa: PLC0415
+
+            check_silver_export(settings)  # PreflightError: one line and exit 2 (apps.cli.main)
+            summary = export_silver_with_progress(settings, out, Deidentifier.from_settings(settings))
         else:
             summary = export_deidentified(input_path, out, Deidentifier.from_settings(settings))
     except (FileNotFoundError, PhiError) as exc:
@@ -139,19 +144,6 @@ def export_command(
     if summary.rejections:
         typer.echo(f"rejected {len(summary.rejections)} records (reason and location in "
                    f"{out.with_name(out.name + '.rejects.ndjson')})", err=True)
-
-
-def _export_silver(settings: Settings, out: Path, deidentifier: Deidentifier) -> ExportSummary:
-    from libs.batch.export import export_silver_deidentified  # noqa: PLC0415  (PySpark only for this path)
-    from libs.lake import LakeTables  # noqa: PLC0415
-    from libs.spark.session import build_spark_session  # noqa: PLC0415
-
-    tables = LakeTables.from_settings(settings.lake)
-    spark = build_spark_session(settings.spark, app_name="claims-export")
-    try:
-        return export_silver_deidentified(spark, tables, out, deidentifier)
-    finally:
-        spark.stop()
 
 
 @keys_app.command("rotate")

@@ -1,4 +1,8 @@
-"""`claims run` (what `make run` calls): the whole pipeline locally, then a reconciliation that must add up."""
+"""`claims run` (what `make run` calls): the whole pipeline locally, a reconciliation that must add up, the daily batch.
+
+It writes the local state every other command reads (docs/operations.md, "Local state"); `--fresh` starts from empty
+state and says what it deleted; without it, earlier state is refused in one line (exit 2) rather than mixed in.
+"""
 
 from __future__ import annotations
 
@@ -31,21 +35,43 @@ def _summary_tables(summary: dict[str, Any]) -> list[Table]:
         speed.add_row(f"{stage} claims/s", f"{value:,}" if value is not None else "-")
     for stage, seconds in summary.get("timings_seconds", {}).items():
         speed.add_row(f"{stage} seconds", f"{seconds:.1f}")
-    return [counts, topics, reasons, speed]
+    batch = summary.get("batch") or {}
+    daily = Table(title="daily batch", show_header=False)
+    if batch.get("failed"):
+        daily.add_row("failed", f"[red]{batch['failed']}[/red]")
+    for label, key in (("dates", "dates"), ("claims loaded", "claims_loaded"), ("quarantined", "quarantined"),
+                       ("alerts", "alerts"), ("alerts published", "published_alerts"), ("seconds", "seconds"),
+                       ("warehouse", "warehouse")):
+        if key in batch:
+            value = batch[key]
+            daily.add_row(label, ", ".join(value) if isinstance(value, list) else
+                          f"{value:,}" if isinstance(value, int) else str(value))
+    return [counts, topics, reasons, speed, daily]
 
 
 def run_command(
     *,
     count: Annotated[int, typer.Option(help="Synthetic claims to generate and produce.", min=1)] = 100_000,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 7,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Start from empty state: delete the lake, checkpoints, the local broker's topics and the "
+                        "warehouse (the keyring and audit log are kept). Without it, earlier state is refused.")
+    ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="Hide progress bars.")] = False,
 ) -> None:
-    """Start Kafka, create topics, produce COUNT claims, stream them into the lake, reconcile, stop everything."""
+    """Start Kafka, create topics, produce COUNT claims, stream them into the lake, reconcile, run the daily batch."""
+    from libs.kafka.broker import BrokerError  # noqa: PLC0415
+    from libs.pipeline.console import logs_on_terminal, person_console  # noqa: PLC0415
     from libs.pipeline.local_run import run_pipeline  # noqa: PLC0415  (PySpark imported only when running)
+    from libs.preflight import EXIT_PREFLIGHT  # noqa: PLC0415
 
-    console = Console(stderr=True)
-    report = run_pipeline(count, seed, say=lambda text: console.print(f"[bold]>[/bold] {text}"),
-                          show_progress=not no_progress)
+    console = person_console()  # the terminal even while Spark's JVM start points stderr at its log
+    try:
+        report = run_pipeline(count, seed, fresh=fresh, say=lambda text: console.print(f"[bold]>[/bold] {text}"),
+                              show_progress=not (no_progress or logs_on_terminal()), console=console)
+    except BrokerError as exc:
+        console.print(f"[red]error[/red]: {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_PREFLIGHT) from None
     out = Console()
     for table in _summary_tables(report.summary):
         out.print(table)
@@ -54,7 +80,10 @@ def run_command(
         out.print(f"{engine} log: {where}")
     for problem in report.summary.get("problems", []):
         console.print(f"[red]reconciliation failed:[/red] {problem}")
-    raise typer.Exit(0 if report.summary["reconciled"] else 1)
+    failed = (report.summary.get("batch") or {}).get("failed")
+    if failed:
+        console.print(f"[red]daily batch failed:[/red] {failed}", soft_wrap=True)
+    raise typer.Exit(0 if report.summary["reconciled"] and not failed else 1)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,11 @@ Order and why:
    them directly, Redshift COPYs them from S3 - the same files either way;
 4. one transaction merges them into the warehouse together with the `succeeded` batch_runs row.
 Every step is idempotent, so re-running a day (after a failure, or twice) converges to the same warehouse.
+
+Failures: `preflight_batch` checks in seconds, before a JVM starts, that the broker answers, the alerts topic exists
+and the stream's tables are there (libs.preflight); a run that fails anyway records one PHI-free line in batch_runs
+(`explain_failure`: a dependency that went away is named with its fix, anything else by its structure only) and
+raises `BatchRunError` carrying that line, so the CLI, the API and the ledger all say the same thing.
 """
 
 from __future__ import annotations
@@ -29,12 +34,58 @@ from libs.batch import frames, fraud
 from libs.codesets import CodeSets, load_codesets
 from libs.kafka.topics import load_topics
 from libs.lake import LakeTables, current_claims, removals, silver_claims
-from libs.phi.logging import safe_exception_message
+from libs.pipeline import signals
+from libs.preflight import (
+    Needs,
+    PreflightError,
+    check_day_in_lake,
+    check_lake,
+    explain_failure,
+    one_line,
+    preflight,
+)
 from libs.settings import Settings, WarehouseKind
 from libs.warehouse import load
 
 log = logging.getLogger("claims.batch")
 
+# What a batch run needs: the stream's tables, a broker and the alerts topic (the batch publishes its alerts there).
+BATCH_NEEDS = Needs(topics=("alerts",), lake=True)
+# The alerts write waits at most this long for Kafka metadata (the client's default is 60 s per attempt): the broker
+# was checked seconds before, so a longer wait only delays the one-line failure.
+PUBLISH_MAX_BLOCK_MS = 15_000
+
+
+class BatchRunError(RuntimeError):
+    """A batch run failed; the message is the PHI-free line recorded in batch_runs (the cause is chained)."""
+
+    phi_safe = True
+
+    def __init__(self, message: str, run: load.BatchRun | None = None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+def preflight_batch(settings: Settings, day: date | None) -> None:
+    """Seconds-long checks before a JVM starts (PreflightError with the one line): broker, alerts topic, the stream's
+    tables, and, on a local lake, that it holds claims of `day` at all (a run on a day without claims would load
+    nothing and say nothing)."""
+    check_lake(settings.lake)
+    check_day_in_lake(settings.lake, day)  # local and cheap: before the broker's seconds of waiting
+    preflight(settings, BATCH_NEEDS)
+
+
+def record_refused(settings: Settings, day: date | None, reason: str, *, app_version: str | None = None
+                   ) -> load.BatchRun:
+    """A `failed` batch_runs row for a run refused before it started, with the same line the person saw."""
+    now = datetime.now(UTC)
+    run = load.BatchRun(batch_run_id=new_run_id(day, now), pipeline=frames.PIPELINE, status="failed",
+                        started_at=now, finished_at=now, run_date=day, duration_seconds=0.0, app_version=app_version,
+                        error_message=one_line(reason)[:1024])
+    if settings.warehouse.kind is WarehouseKind.DUCKDB:
+        load.record_run_duckdb(settings.warehouse.duckdb_path, run)
+    log.error("batch run %s refused: %s", run.batch_run_id, run.error_message)
+    return run
 
 
 @dataclass
@@ -71,12 +122,12 @@ def _local_path(uri: str) -> Path:
 
 
 def _publish(frame: DataFrame, settings: Settings) -> None:
-    from libs.streaming.query import spark_kafka_options  # noqa: PLC0415  (shares the stream's client options)
+    from libs.kafka.client_config import spark_kafka_options  # noqa: PLC0415  (shares the stream's client options)
 
     writer = frame.write.format("kafka")
     for key, value in spark_kafka_options(settings.kafka).items():
         writer = writer.option(key, value)
-    writer.save()
+    writer.option("kafka.max.block.ms", str(PUBLISH_MAX_BLOCK_MS)).save()
 
 
 def screen_day(spark: SparkSession, settings: Settings, silver: DataFrame, *, run_id: str, run_date: date | None,
@@ -121,14 +172,20 @@ def run_batch(spark: SparkSession, settings: Settings, day: date | None, *, code
     try:
         result = _run(spark, settings, run, day=day, codesets=codesets or load_codesets(), started=started,
                       clock=clock)
-    except Exception as exc:
+    except (Exception, KeyboardInterrupt) as exc:
         run.status, run.finished_at = "failed", datetime.now(UTC)
         run.duration_seconds = round(time.perf_counter() - clock, 3)
-        run.error_message = safe_exception_message(exc)[:1024]
+        # An interrupt that landed inside a call into the JVM comes back as a Py4JError: still an interrupt.
+        interrupted = isinstance(exc, KeyboardInterrupt) or signals.interrupted()
+        reason = ("interrupted (Ctrl-C or SIGTERM) before it finished; run it again, every step is idempotent"
+                  if interrupted else explain_failure(exc, settings, BATCH_NEEDS))
+        run.error_message = one_line(reason)[:1024]
         if local:
             load.record_run_duckdb(duckdb_path, run)
         log.error("batch run %s failed: %s", run.batch_run_id, run.error_message)
-        raise
+        if interrupted or isinstance(exc, PreflightError):
+            raise
+        raise BatchRunError(run.error_message, run) from exc
     log.info("batch run %s succeeded: %s", run.batch_run_id, result.counts)
     return result
 
@@ -196,18 +253,7 @@ def _run(spark: SparkSession, settings: Settings, run: load.BatchRun, *, day: da
 
 
 def _load_redshift(settings: Settings, staged: dict[str, str], run: load.BatchRun) -> load.LoadReport:
-    import boto3  # noqa: PLC0415
+    # issue 11: COPY + merge + batch_runs + the marts' rebuild, one Data API batch (libs/batch/load_redshift.py).
+    from libs.batch.load_redshift import load_redshift  # noqa: PLC0415  (boto3 only on the Redshift path)
 
-    from libs.deploy.redshift import RedshiftTarget  # noqa: PLC0415
-
-    warehouse = settings.warehouse
-    if not (warehouse.redshift_cluster_id and warehouse.redshift_secret_arn and warehouse.redshift_copy_role_arn):
-        msg = ("Redshift warehouse: expected warehouse.redshift_cluster_id, redshift_secret_arn and "
-               "redshift_copy_role_arn in the settings, found at least one missing")
-        raise load.WarehouseLoadError(msg)
-    s3_staged = {table: location.replace("s3a://", "s3://", 1) for table, location in staged.items()}
-    steps = load.redshift_load_sql(s3_staged, warehouse.redshift_copy_role_arn, run)
-    client = boto3.client("redshift-data", region_name=settings.aws.region, endpoint_url=settings.aws.endpoint_url)
-    target = RedshiftTarget(warehouse.redshift_cluster_id, warehouse.redshift_database, warehouse.redshift_secret_arn)
-    load.execute_batch(client, target, steps, name=f"claims-{run.batch_run_id}")
-    return load.LoadReport()  # the Data API reports no per-statement row counts for a batch
+    return load_redshift(settings, staged, run)  # the Data API reports no per-statement row counts for a batch

@@ -5,7 +5,8 @@ topics) are broker behaviour, and this machine has neither Docker nor network be
 the plain Maven jars resolved by scripts/fetch_jars.sh into .cache/jars/kafka/, started as
 `java -cp '<jars>/*' kafka.Kafka server.properties` after `kafka.tools.StorageTool format`.
 
-Layout under the broker home (default .local/kafka/, git-ignored):
+Layout under the broker home (default .local/kafka/, git-ignored; `claims kafka up` and `make run` use the same
+home and ports, from settings: `local_broker`):
 
     server.properties   generated broker configuration
     log4j2.properties   broker logging -> logs/server.log
@@ -32,8 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from libs.settings import LOCAL_DIR, REPO_ROOT
+from libs.settings import LOCAL_DIR, REPO_ROOT, KafkaSettings
 
 DEFAULT_HOME = LOCAL_DIR / "kafka"
 DEFAULT_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "kafka"
@@ -297,6 +299,19 @@ class LocalKafka:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def local_broker(kafka: KafkaSettings, **options: Any) -> LocalKafka:
+    """The one local broker of `claims kafka up` and `make run`: home and controller port from the settings, the
+    client port from `bootstrap_servers`, so every command's default bootstrap reaches it."""
+    first = kafka.bootstrap_servers.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if host not in (HOST, "localhost") or not port.isdigit():
+        msg = (f"expected a loopback bootstrap address ({HOST}:PORT) for the local broker, found {first}; "
+               "unset CLAIMS__KAFKA__BOOTSTRAP_SERVERS to use the local defaults")
+        raise BrokerError(msg)
+    return LocalKafka(home=kafka.local_broker_home, port=int(port), controller_port=kafka.local_controller_port,
+                      **options)
 
 
 def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:

@@ -1,45 +1,57 @@
-"""`make run`: the whole pipeline on this machine, from a fresh broker to a reconciled lake.
+"""`make run`: the whole pipeline on this machine, from the local broker to a reconciled lake and a loaded warehouse.
 
-Steps: start a local KRaft broker, create the topics, generate and produce N synthetic claims (PHI protected by the
-producer), drain the raw topic with the streaming query (availableNow), then reconcile produced = bronze =
-quarantine + valid and silver = valid - voids, claim id for claim id, and write the figures to
-`.local/run/summary.json`.
+Steps: start the local KRaft broker, create the topics, generate and produce N synthetic claims (PHI protected by the
+producer), drain the raw topic with the streaming query (availableNow), reconcile produced = bronze = quarantine +
+valid and silver = valid - voids, claim id for claim id, then run the daily batch (libs.batch.job) for the run's
+date(s) so the warehouse and its marts have data, and write the figures to `.local/run/summary.json`.
 
-What a person sees: one progress line per phase (produce; stream with claims/s; reconcile) and the final tables. What
-the engines say goes to log files under `.local/run/logs/` (the summary names them): the Spark JVM's output and the
-Python workers' (spark.log), this process's structured log with librdkafka's lines (pipeline.log); the broker keeps
-its own logs under `.local/run/kafka/logs/`.
+One local state: the run writes where every other command reads by default (settings: the lake, checkpoints,
+warehouse, keyring and audit log under `.local/`), and its broker is the one of `make kafka-up` (same data directory
+and port), so `claims batch`, `claims api`, `claims export`... find what it wrote, and `make kafka-up` afterwards
+brings back its topics. A broker already running there is used and left running; one started here is stopped.
+
+Its counts must be its own, so it starts from empty stream state: with earlier state present it refuses in one line
+unless `fresh` (`claims run --fresh`, `make run FRESH=1`), which deletes the lake, the checkpoints, the broker's
+topic data and the warehouse, says so, and keeps the keyring and the audit log (other commands and earlier exports
+rely on them).
+
+What a person sees: one progress line per phase (produce; stream with claims/s; reconcile; batch) and the final
+tables. What the engines say goes to log files under `.local/run/logs/` (the summary names them): the Spark JVM's
+output and the Python workers' (spark.log), this process's structured log with librdkafka's lines (pipeline.log); the
+broker keeps its own logs under `.local/kafka/logs/`.
 
 The Spark session starts in a background thread while the claims are produced, so the JVM's start-up overlaps the
-producing; the stream phase is timed from the query's start to its end.
-
-Each run starts from empty state under `.local/run/` so that its counts are its own; everything it started is
-stopped on the way out, also on failure or Ctrl-C.
+producing; the stream phase is timed from the query's start to its end; the batch runs after the reconciliation.
+Everything started here is stopped on the way out, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from libs.kafka.client_config import client_config
-from libs.settings import LOCAL_DIR, KafkaSettings, LakeSettings, Settings, load_settings
+from libs.preflight import PreflightError, lake_days
+from libs.settings import LOCAL_DIR, KafkaSettings, Settings, WarehouseKind, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from libs.kafka.producer import ProduceReport
+    from libs.streaming.metrics import StreamMetrics
     from libs.streaming.processor import BatchOutcome
     from libs.streaming.reconcile import Reconciliation
 
@@ -79,7 +91,7 @@ def topic_message_counts(kafka: KafkaSettings, topics: list[str]) -> dict[str, i
         for topic in topics:
             total = 0
             for partition in metadata.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+                low, high = _watermarks(consumer, TopicPartition(topic, partition))
                 total += high - low
             counts[topic] = total
         return counts
@@ -87,12 +99,72 @@ def topic_message_counts(kafka: KafkaSettings, topics: list[str]) -> dict[str, i
         consumer.close()
 
 
-def run_settings(run_dir: Path, bootstrap: str) -> Settings:
-    """Settings for a run: the lake and checkpoints live under the run directory."""
-    return load_settings(
-        kafka=KafkaSettings(bootstrap_servers=bootstrap),
-        lake=LakeSettings(root=str(run_dir / "lake"), checkpoint_root=str(run_dir / "checkpoints")),
-    )
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float = 15.0) -> tuple[int, int]:
+    """Low and high watermark; retried briefly, since right after a topic is created (or the broker restarted) its
+    partitions may have no leader yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+FRESH_FIX = ("start over with `make run FRESH=1` (claims run --fresh: deletes the lake, checkpoints, broker topics "
+             "and warehouse; keeps the keyring and audit log)")
+
+
+def _local_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("file:")) if "://" not in uri or uri.startswith("file:") else None
+
+
+def _has_content(path: Path | None) -> bool:
+    return path is not None and path.is_dir() and any(path.iterdir())
+
+
+def earlier_state(settings: Settings) -> list[Path]:
+    """What an earlier run (or `claims stream`) left that would mix with this run's counts: a lake or checkpoints."""
+    return [path for path in (_local_path(settings.lake.root), _local_path(settings.lake.checkpoint_root))
+            if path is not None and _has_content(path)]
+
+
+def prepare_state(settings: Settings, *, fresh: bool, say: Callable[[str], None]) -> None:
+    """Refuse to mix with earlier state, or (fresh) delete the stream state and the warehouse, saying what went.
+
+    Raises PreflightError with the one line. The keyring and the audit log are never deleted: earlier exports and
+    the audit trail depend on them, and the new run protects its claims with the same keyring.
+    """
+    from libs.kafka.broker import local_broker, read_state  # noqa: PLC0415
+
+    broker = local_broker(settings.kafka)
+    if not fresh:
+        found = earlier_state(settings)
+        if found:
+            raise PreflightError("no earlier pipeline state (this run's counts must be its own)",
+                                 f"{' and '.join(str(path) for path in found)} from an earlier run", FRESH_FIX)
+        return
+    running = read_state(broker.home)
+    if running is not None:
+        raise PreflightError("the local broker stopped, so that --fresh can clear its topics",
+                             f"it running (pid {running.pid} on {running.bootstrap})",
+                             "stop it with `make kafka-down` (claims kafka down), then run again")
+    deleted: list[str] = []
+    targets = [_local_path(settings.lake.root), _local_path(settings.lake.checkpoint_root), broker.data_dir]
+    for target in targets:
+        if target is not None and target.exists():
+            shutil.rmtree(target)
+            deleted.append(str(target))
+    if settings.warehouse.kind is WarehouseKind.DUCKDB:
+        for suffix in ("", ".wal"):
+            file = settings.warehouse.duckdb_path.with_name(settings.warehouse.duckdb_path.name + suffix)
+            if file.exists():
+                file.unlink()
+                deleted.append(str(file))
+    kept = [str(settings.security.local_key_file), str(settings.security.audit_log)]
+    say(f"--fresh: deleted {', '.join(deleted) or 'nothing (no earlier state)'}; kept {' and '.join(kept)}")
 
 
 class SparkStarter:
@@ -138,7 +210,8 @@ def _progress(console: Console, enabled: bool) -> Progress:
                     disable=not enabled, transient=False)
 
 
-def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progress) -> tuple[Any, float]:
+def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progress,
+            metrics: StreamMetrics) -> tuple[Any, float]:
     """Drain the raw topic with the streaming query; the progress line shows claims processed and claims/s."""
     from libs.streaming.query import start_claims_query  # noqa: PLC0415
 
@@ -149,7 +222,7 @@ def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progr
         done["rows"] += outcome.input_rows
 
     started = time.perf_counter()
-    running = start_claims_query(spark, settings, available_now=True, on_batch=on_batch)
+    running = start_claims_query(spark, settings, available_now=True, on_batch=on_batch, metrics=metrics)
     tracker = spark.sparkContext.statusTracker()
     while not running.query.awaitTermination(1):
         stages = [tracker.getStageInfo(stage) for stage in tracker.getActiveStageIds()]
@@ -166,28 +239,67 @@ def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progr
     return running, seconds
 
 
-def _produce(settings: Settings, count: int, seed: int, progress: Progress) -> tuple[ProduceReport, float]:
-    """Generate, protect and produce `count` claims to the raw topic (rejections to the dead-letter topic)."""
-    from libs.generator import GeneratorConfig, generate_claims  # noqa: PLC0415
-    from libs.kafka.producer import ClaimProducer  # noqa: PLC0415
-    from libs.kafka.topics import load_topics  # noqa: PLC0415
-    from libs.phi import PhiProtector  # noqa: PLC0415
+def _produce(settings: Settings, count: int, seed: int, progress: Progress,
+             log_file: Path) -> tuple[ProduceReport, float]:
+    """Generate, protect and produce `count` claims to the raw topic through the ingestion core (libs.ingest).
 
-    topics = load_topics(settings.kafka.topics_file)
+    Generation stays in this process; validation, protection and producing run in worker processes whose stderr
+    (librdkafka's lines) goes to `log_file`.
+    """
+    from libs.ingest import produce_generated  # noqa: PLC0415
+
     task = progress.add_task("produce", total=count, info="")
     started = time.perf_counter()
-    producer = ClaimProducer(settings.kafka, topics.raw, dead_letter_topic=topics.dead_letter,
-                             protect=PhiProtector.from_settings(settings).protect)
-    claims = (claim for claim, _labels in generate_claims(GeneratorConfig(count=count, seed=seed)))
-    produced = producer.produce_all(claims, on_progress=lambda report: progress.update(
+    produced = produce_generated(settings, count, seed, log_file=log_file, on_progress=lambda report: progress.update(
         task, completed=report.sent, info=f"{report.delivered:,} delivered"))
     seconds = time.perf_counter() - started
     progress.update(task, completed=produced.sent, info=f"{produced.delivered / seconds:,.0f} claims/s")
     return produced, seconds
 
 
+def run_days(settings: Settings, started: datetime) -> list[date]:
+    """The UTC days the run's claims were received on (bronze's partitions; the start day if none are visible)."""
+    return lake_days(settings.lake) or [started.date()]
+
+
+def _batch(spark: SparkSession, settings: Settings, days: list[date], progress: Progress) -> dict[str, Any]:
+    """The daily batch for each of the run's days (usually one), on the run's session: warehouse, marts, alerts.
+
+    A failure is recorded in batch_runs by the job and returned as the summary's `failed` line (PHI-free).
+    """
+    from libs.batch.job import BatchRunError, run_batch  # noqa: PLC0415
+    from libs.monitoring.assets import BATCH_STATUS_FILE  # noqa: PLC0415
+    from libs.monitoring.lag import record_batch_run  # noqa: PLC0415
+
+    label = ", ".join(day.isoformat() for day in days)
+    task = progress.add_task("batch", total=len(days), info=f"daily batch for {label}")
+    started = time.perf_counter()
+    batch: dict[str, Any] = {"dates": [day.isoformat() for day in days], "batch_run_ids": [], "claims_loaded": 0,
+                             "quarantined": 0, "alerts": 0, "published_alerts": 0,
+                             "warehouse": str(settings.warehouse.duckdb_path), "failed": None}
+    for number, day in enumerate(days, start=1):
+        clock = time.time()
+        try:
+            result = run_batch(spark, settings, day)
+        except BatchRunError as failed:
+            record_batch_run(BATCH_STATUS_FILE, succeeded=False, day=day, started_at=clock)
+            batch["failed"] = str(failed)
+            progress.update(task, info="[red]failed[/red]")
+            break
+        record_batch_run(BATCH_STATUS_FILE, succeeded=True, day=day, started_at=clock)
+        batch["batch_run_ids"].append(result.run.batch_run_id)
+        batch["claims_loaded"] += result.run.valid_rows
+        batch["quarantined"] += result.run.quarantined_rows
+        batch["alerts"] += result.alerts
+        batch["published_alerts"] += result.published_alerts
+        progress.update(task, completed=number, info=f"{batch['claims_loaded']:,} claims loaded, "
+                                                     f"{batch['alerts']:,} alerts")
+    batch["seconds"] = round(time.perf_counter() - started, 2)
+    return batch
+
+
 def _summary(reconciliation: Reconciliation, counts: dict[str, int], report: RunReport, *, produced: int,
-             logs: RunLogs, run_dir: Path) -> dict[str, Any]:
+             logs: RunLogs, broker_logs: Path) -> dict[str, Any]:
     summary = reconciliation.as_dict()
     summary["topics"] = counts
     summary["timings_seconds"] = report.timings
@@ -196,63 +308,125 @@ def _summary(reconciliation: Reconciliation, counts: dict[str, int], report: Run
         "produce": round(produced / produce_seconds) if produce_seconds else None,
         "stream": round(reconciliation.bronze / stream_seconds) if stream_seconds else None,
     }
-    summary["logs"] = {"spark": str(logs.spark), "pipeline": str(logs.pipeline),
-                       "kafka": str(run_dir / "kafka" / "logs")}
+    summary["logs"] = {"spark": str(logs.spark), "pipeline": str(logs.pipeline), "kafka": str(broker_logs)}
     return summary
+
+
+def _open_broker(stack: contextlib.ExitStack, settings: Settings, *, fresh: bool, say: Callable[[str], None],
+                 logs: RunLogs) -> tuple[Settings, Path]:
+    """Use the local broker if it runs (left running), else start it (stopped by `stack`); create the topics; refuse
+    a raw topic that already holds messages (unless fresh, which emptied it). Returns the settings that reach it and
+    the broker's log directory."""
+    from libs.kafka.admin import ensure_topics  # noqa: PLC0415
+    from libs.kafka.broker import local_broker, read_state  # noqa: PLC0415
+    from libs.kafka.topics import load_topics  # noqa: PLC0415
+
+    broker = local_broker(settings.kafka)
+    running = read_state(broker.home)
+    if running is None:
+        say(f"starting the local Kafka broker (KRaft, {broker.bootstrap}, data in {broker.data_dir}, the one "
+            f"`make kafka-up` starts); engine logs go to {logs.directory}")
+        stack.callback(say, f"stopped the broker; its topics stay in {broker.data_dir} (`make kafka-up` starts it "
+                            "again)")
+        stack.enter_context(broker)
+        bootstrap = broker.bootstrap
+    else:
+        say(f"using the broker already running from {broker.home} (pid {running.pid} on {running.bootstrap}); it "
+            "keeps running afterwards")
+        bootstrap = running.bootstrap
+    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})})
+    ensure_topics(settings.kafka, settings.kafka.topics_file)
+    if not fresh:
+        raw = load_topics(settings.kafka.topics_file).raw
+        held = topic_message_counts(settings.kafka, [raw])[raw]
+        if held:
+            raise PreflightError(f"an empty {raw} topic (this run's counts must be its own)",
+                                 f"{held:,} messages from earlier producing on {bootstrap}", FRESH_FIX)
+    return settings, broker.logs_dir
+
+
+def _reconcile(settings: Settings, spark: SparkSession, running: Any, produced: int, *, progress: Progress,
+               report: RunReport) -> tuple[Reconciliation, dict[str, int]]:
+    """The reconciliation phase: messages per topic, then the lake's identities against what was produced."""
+    from libs.kafka.topics import load_topics  # noqa: PLC0415
+    from libs.streaming.reconcile import reconcile  # noqa: PLC0415
+
+    topics = load_topics(settings.kafka.topics_file)
+    task = progress.add_task("reconcile", total=None, info="reading the lake")
+    started = time.perf_counter()
+    counts = topic_message_counts(settings.kafka, [spec.name for spec in topics.all()])
+    reconciliation = reconcile(spark, running.tables, produced=produced, dead_letter=counts[topics.dead_letter])
+    report.timings["reconcile"] = round(time.perf_counter() - started, 2)
+    progress.update(task, total=1, completed=1, info="reconciled" if reconciliation.reconciled else "NOT reconciled")
+    return reconciliation, counts
 
 
 def run_pipeline(
     count: int,
     seed: int,
     *,
+    fresh: bool = False,
     run_dir: Path = LOCAL_DIR / "run",
     say: Callable[[str], None] = print,
     show_progress: bool = True,
     console: Console | None = None,
+    settings: Settings | None = None,
 ) -> RunReport:
-    """Run everything; returns the report (summary["reconciled"] tells whether the counts add up)."""
-    from libs.kafka.admin import ensure_topics  # noqa: PLC0415
-    from libs.kafka.broker import LocalKafka  # noqa: PLC0415
+    """Run everything; returns the report (summary["reconciled"] tells whether the counts add up, summary["batch"]
+    what the daily batch loaded). Raises PreflightError (one line) when earlier state is in the way."""
     from libs.kafka.topics import load_topics  # noqa: PLC0415
+    from libs.monitoring.serve import serve_metrics  # noqa: PLC0415
     from libs.phi.logging import configure_logging  # noqa: PLC0415
-    from libs.streaming.reconcile import reconcile  # noqa: PLC0415
+    from libs.pipeline.console import logs_on_terminal  # noqa: PLC0415
+    from libs.streaming.metrics import StreamMetrics  # noqa: PLC0415
 
     console = console or Console(stderr=True)
+    settings = settings or load_settings()
     report = RunReport()
-    for stale in ("kafka", "lake", "checkpoints", "logs"):
-        shutil.rmtree(run_dir / stale, ignore_errors=True)
+    prepare_state(settings, fresh=fresh, say=say)
+    started_at = datetime.now(UTC)
+    shutil.rmtree(run_dir / "logs", ignore_errors=True)  # the run's own logs; its data lives in the shared state
     logs = RunLogs(run_dir / "logs")
     logs.directory.mkdir(parents=True, exist_ok=True)
-    # Left open on purpose: the JVM gateway still logs as the interpreter exits.
-    configure_logging(logging.INFO, stream=logs.pipeline.open("a", encoding="utf-8"))
-    say(f"starting a local Kafka broker (KRaft, 127.0.0.1); engine logs go to {logs.directory}")
-    with LocalKafka(home=run_dir / "kafka", port=0, controller_port=0) as broker:
-        settings = run_settings(run_dir, broker.bootstrap)
-        starter = SparkStarter(settings, logs.spark)
+    if not logs_on_terminal():  # `claims --log-format json run` keeps its JSON lines on stderr, as a service would
+        # Left open on purpose: the JVM gateway still logs as the interpreter exits.
+        configure_logging(logging.INFO, stream=logs.pipeline.open("a", encoding="utf-8"))
+    with contextlib.ExitStack() as stack:
+        settings, broker_logs = _open_broker(stack, settings, fresh=fresh, say=say, logs=logs)
         topics = load_topics(settings.kafka.topics_file)
-        ensure_topics(settings.kafka, settings.kafka.topics_file)
+        # Scraped by `make monitor-up`'s Prometheus when it runs (a port in use only costs the endpoint).
+        stream_metrics = StreamMetrics()
+        servers = [serve_metrics(settings.monitoring.producer_metrics_port),
+                   serve_metrics(settings.monitoring.streaming_metrics_port, stream_metrics.registry)]
+        # Said before Spark starts: while the JVM launches, this process's stdout and stderr point at spark.log.
         say(f"producing {count:,} synthetic claims (seed {seed}) to {topics.raw}, streaming them into "
-            f"{settings.lake.root}")
+            f"{settings.lake.root}, then the daily batch into {settings.warehouse.duckdb_path}")
+        starter = SparkStarter(settings, logs.spark)
         with _progress(console, show_progress) as progress:
-            produced, seconds = _produce(settings, count, seed, progress)
+            produced, seconds = _produce(settings, count, seed, progress, logs.pipeline)
             report.timings["produce"] = round(seconds, 2)
             if not produced.ok:
                 say(f"producer: {produced.failed} claims not delivered")
             spark = starter.session()
             report.timings["spark start and warm-up (during produce)"] = round(starter.seconds, 2)
             try:
-                running, seconds = _stream(settings, spark, produced.delivered, progress)
+                running, seconds = _stream(settings, spark, produced.delivered, progress, stream_metrics)
                 report.timings["stream"] = round(seconds, 2)
-                task = progress.add_task("reconcile", total=None, info="reading the lake")
-                started = time.perf_counter()
-                counts = topic_message_counts(settings.kafka, [spec.name for spec in topics.all()])
-                reconciliation = reconcile(spark, running.tables, produced=produced.delivered,
-                                           dead_letter=counts[topics.dead_letter])
-                report.timings["reconcile"] = round(time.perf_counter() - started, 2)
-                progress.update(task, total=1, completed=1,
-                                info="reconciled" if reconciliation.reconciled else "NOT reconciled")
+                reconciliation, counts = _reconcile(settings, spark, running, produced.delivered,
+                                                    progress=progress, report=report)
+                if reconciliation.reconciled:
+                    batch = _batch(spark, settings, run_days(settings, started_at), progress)
+                    report.timings["batch"] = batch["seconds"]
+                else:
+                    batch = {"failed": "skipped: the reconciliation failed, the warehouse was not loaded"}
             finally:
                 spark.stop()
-    report.summary = _summary(reconciliation, counts, report, produced=produced.delivered, logs=logs, run_dir=run_dir)
+                for served in servers:
+                    if served is not None:
+                        served[0].shutdown()
+    report.summary = _summary(reconciliation, counts, report, produced=produced.delivered, logs=logs,
+                              broker_logs=broker_logs)
+    report.summary["batch"] = batch
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "summary.json").write_bytes(orjson.dumps(report.summary, option=orjson.OPT_INDENT_2))
     return report
