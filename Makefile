@@ -85,5 +85,5 @@ monitor-status: $(VENV_STAMP)  ## the local monitoring processes and their URLs
 deploy-apps: $(VENV_STAMP) $(JARS_STAMP)  ## ship the apps to the stack STACK=dev|staging|prod (reads pulumi stack output)
 	$(PY) -m apps.cli.main deploy --stack $(STACK)
 
-clean:  ## remove local data (lake, checkpoints, broker logs); keeps .venv and jars
+clean:  ## remove all local state (lake, checkpoints, broker, warehouse, keyring, audit log, logs); keeps .venv and .cache
 	rm -rf .local

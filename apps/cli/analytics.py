@@ -58,6 +58,7 @@ def show_command(  # noqa: PLR0917  (Typer maps parameters to options)
 ) -> None:
     """Print one mart as a table (or JSON lines)."""
     from libs.analytics import queries  # noqa: PLC0415
+    from libs.preflight import check_warehouse  # noqa: PLC0415
     from libs.settings import load_settings  # noqa: PLC0415
     from libs.warehouse.load import connect_duckdb  # noqa: PLC0415
 
@@ -69,7 +70,9 @@ def show_command(  # noqa: PLR0917  (Typer maps parameters to options)
         filters["payer_id"] = payer
     if mart == "quality" and source_format:
         filters["source_format"] = source_format
-    connection = connect_duckdb(load_settings().warehouse.duckdb_path)
+    settings = load_settings()
+    check_warehouse(settings.warehouse)  # no file: one line naming `claims batch`, exit 2 (not a new empty warehouse)
+    connection = connect_duckdb(settings.warehouse.duckdb_path)
     try:
         page = queries.QUERIES[mart](connection, limit=limit, offset=offset, **filters)  # type: ignore[operator]
     except queries.AnalyticsError as exc:

@@ -18,18 +18,16 @@ from prometheus_client import CollectorRegistry, start_http_server
 from rich.console import Console
 from rich.table import Table
 
-from libs.kafka.broker import DEFAULT_HOME, read_state
+from libs.kafka.broker import read_state
 from libs.kafka.topics import load_topics
 from libs.monitoring.assets import BATCH_STATUS_FILE, STATE_DIR
-from libs.monitoring.lag import STREAM_CONSUMER, PipelineLagCollector, stream_checkpoint
+from libs.monitoring.lag import PipelineLagCollector, stream_checkpoint
 from libs.monitoring.local import EXPORTER_JOB, LocalMonitoring, MonitoringStackError, StackPorts
 from libs.monitoring.scrape import load_scrape_jobs
 from libs.monitoring.tools import ToolNotFoundError, ensure_tools
 from libs.phi.logging import get_logger
-from libs.settings import LOCAL_DIR, KafkaSettings, load_settings
+from libs.settings import KafkaSettings, load_settings
 
-RUN_CHECKPOINT = LOCAL_DIR / "run" / "checkpoints" / STREAM_CONSUMER  # where `make run` keeps the stream's
-LOCAL_BROKER_HOMES = (LOCAL_DIR / "run" / "kafka", DEFAULT_HOME)  # `make run`'s broker, then `claims kafka up`'s
 console = Console()
 log = get_logger("claims.monitor")
 monitor_app = typer.Typer(help="The local Prometheus and Alertmanager (loopback), and the Kafka lag exporter.",
@@ -115,7 +113,7 @@ def exporter_command(
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: the claims-exporter job's).")] = None,
     checkpoint: Annotated[list[str] | None, typer.Option(
         help="The stream's checkpoint: a directory or an s3:// URI (repeatable; the one committed last counts). "
-             "Default: the one in settings and the one `make run` uses.")] = None,
+             "Default: the one in settings (also `make run`'s).")] = None,
     batch_status: Annotated[Path, typer.Option(help="The batch job's status file.")] = BATCH_STATUS_FILE,
     bootstrap: Annotated[str | None, typer.Option(
         help="Kafka bootstrap HOST:PORT (default: the running local broker of `make run` or `claims kafka up`, "
@@ -130,15 +128,14 @@ def exporter_command(
         """Asked on every scrape: `make run` starts its broker on new free ports each time."""
         if bootstrap:
             return settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
-        for home in LOCAL_BROKER_HOMES:
-            state = read_state(home)
-            if state is not None:
-                return settings.kafka.model_copy(update={"bootstrap_servers": state.bootstrap})
+        state = read_state(settings.kafka.local_broker_home)  # `make run` and `claims kafka up` share one broker
+        if state is not None:
+            return settings.kafka.model_copy(update={"bootstrap_servers": state.bootstrap})
         return settings.kafka
 
     registry.register(PipelineLagCollector(
         kafka, {role.value: spec.name for role, spec in topics.specs.items()},
-        [*checkpoint] if checkpoint else [stream_checkpoint(settings.lake.checkpoint_root), RUN_CHECKPOINT],
+        [*checkpoint] if checkpoint else [stream_checkpoint(settings.lake.checkpoint_root)],
         batch_status))
     listen = port if port is not None else load_scrape_jobs().job(EXPORTER_JOB).port_in(settings.monitoring)
     server, thread = start_http_server(listen, addr="127.0.0.1", registry=registry)
