@@ -40,8 +40,8 @@ def _summary_tables(summary: dict[str, Any]) -> list[Table]:
     if batch.get("failed"):
         daily.add_row("failed", f"[red]{batch['failed']}[/red]")
     for label, key in (("dates", "dates"), ("claims loaded", "claims_loaded"), ("quarantined", "quarantined"),
-                       ("alerts", "alerts"), ("alerts published", "published_alerts"), ("seconds", "seconds"),
-                       ("warehouse", "warehouse")):
+                       ("alerts", "alerts"), ("alerts published", "published_alerts"),
+                       ("member months", "member_months"), ("seconds", "seconds"), ("warehouse", "warehouse")):
         if key in batch:
             value = batch[key]
             daily.add_row(label, ", ".join(value) if isinstance(value, list) else

@@ -167,16 +167,21 @@ def prepare_state(settings: Settings, *, fresh: bool, say: Callable[[str], None]
     say(f"--fresh: deleted {', '.join(deleted) or 'nothing (no earlier state)'}; kept {' and '.join(kept)}")
 
 
+WARMUP_BELOW = 20_000  # claims: smaller runs start the stream on a cold JVM (libs.streaming.warmup costs ~15 s)
+
+
 class SparkStarter:
     """Starts and warms the Spark session in a background thread, so that both overlap the producing.
 
-    Warm-up (libs.streaming.warmup): the Python workers start and every write path of the stream runs once on a
-    scratch lake, so the drain that follows runs on the engine as a long-running stream has it.
+    Warm-up (libs.streaming.warmup): the real query runs once on scratch topics and a scratch lake, so the drain that
+    follows runs on the engine as a long-running stream has it. Runs smaller than WARMUP_BELOW claims skip it: their
+    drain is shorter than the warm-up would be.
     """
 
-    def __init__(self, settings: Settings, log_file: Path) -> None:
+    def __init__(self, settings: Settings, log_file: Path, *, warm: bool = True) -> None:
         self._settings = settings
         self._log_file = log_file
+        self._warm = warm
         self._session: SparkSession | None = None
         self._error: BaseException | None = None
         self.seconds = 0.0
@@ -190,7 +195,8 @@ class SparkStarter:
         started = time.perf_counter()
         try:
             self._session = build_spark_session(self._settings.spark, app_name="claims-run", log_file=self._log_file)
-            warm_up(self._session, self._settings)
+            if self._warm:
+                warm_up(self._session, self._settings)
         except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread by session())
             self._error = exc
         self.seconds = time.perf_counter() - started
@@ -262,7 +268,8 @@ def run_days(settings: Settings, started: datetime) -> list[date]:
     return lake_days(settings.lake) or [started.date()]
 
 
-def _batch(spark: SparkSession, settings: Settings, days: list[date], progress: Progress) -> dict[str, Any]:
+def _batch(spark: SparkSession, settings: Settings, days: list[date], progress: Progress, *, count: int,
+           seed: int) -> dict[str, Any]:
     """The daily batch for each of the run's days (usually one), on the run's session: warehouse, marts, alerts.
 
     A failure is recorded in batch_runs by the job and returned as the summary's `failed` line (PHI-free).
@@ -294,6 +301,11 @@ def _batch(spark: SparkSession, settings: Settings, days: list[date], progress: 
         batch["published_alerts"] += result.published_alerts
         progress.update(task, completed=number, info=f"{batch['claims_loaded']:,} claims loaded, "
                                                      f"{batch['alerts']:,} alerts")
+    if "failed" not in batch:
+        # The generated population's member months: the PMPM and per-1,000 denominators (the marts are rebuilt).
+        from libs.analytics.eligibility import load_generated_eligibility  # noqa: PLC0415
+
+        batch["member_months"] = load_generated_eligibility(settings, count, seed)
     batch["seconds"] = round(time.perf_counter() - started, 2)
     return batch
 
@@ -401,21 +413,23 @@ def run_pipeline(
         # Said before Spark starts: while the JVM launches, this process's stdout and stderr point at spark.log.
         say(f"producing {count:,} synthetic claims (seed {seed}) to {topics.raw}, streaming them into "
             f"{settings.lake.root}, then the daily batch into {settings.warehouse.duckdb_path}")
-        starter = SparkStarter(settings, logs.spark)
+        starter = SparkStarter(settings, logs.spark, warm=count >= WARMUP_BELOW)
         with _progress(console, show_progress) as progress:
             produced, seconds = _produce(settings, count, seed, progress, logs.pipeline)
             report.timings["produce"] = round(seconds, 2)
             if not produced.ok:
                 say(f"producer: {produced.failed} claims not delivered")
             spark = starter.session()
-            report.timings["spark start and warm-up (during produce)"] = round(starter.seconds, 2)
+            started_as = "spark start and warm-up" if count >= WARMUP_BELOW else "spark start"
+            report.timings[f"{started_as} (during produce)"] = round(starter.seconds, 2)
             try:
                 running, seconds = _stream(settings, spark, produced.delivered, progress, stream_metrics)
                 report.timings["stream"] = round(seconds, 2)
                 reconciliation, counts = _reconcile(settings, spark, running, produced.delivered,
                                                     progress=progress, report=report)
                 if reconciliation.reconciled:
-                    batch = _batch(spark, settings, run_days(settings, started_at), progress)
+                    batch = _batch(spark, settings, run_days(settings, started_at), progress, count=count,
+                                   seed=seed)
                     report.timings["batch"] = batch["seconds"]
                 else:
                     batch = {"failed": "skipped: the reconciliation failed, the warehouse was not loaded"}
