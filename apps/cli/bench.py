@@ -100,6 +100,22 @@ def verdict(report: BenchReport) -> list[str]:
         met = "met" if producing.rate >= PRODUCING_TARGET else "NOT met"
         lines.append(f"target generated claims into Kafka with PHI protection >= {PRODUCING_TARGET:,}/s: "
                      f"{producing.rate:,.0f} ({met})")
+    api = report.details.get("api_load") or {}
+    ingest, analytics = api.get("ingest") or {}, api.get("analytics") or {}
+    if ingest.get("claims_per_second") is not None:
+        lines.append(f"target API ingestion (NDJSON x{ingest.get('batch_size')}) >= "
+                     f"{ingest['target_claims_per_second']:,.0f} claims/s acknowledged: "
+                     f"{ingest['claims_per_second']:,.0f} ({'met' if ingest.get('met') else 'NOT met'})")
+    if analytics.get("p99_ms") is not None:
+        lines.append(f"target analytics p99 <= {analytics['target_p99_ms']:,.0f} ms on "
+                     f"{analytics.get('warehouse_claims', 0):,} claims: {analytics['p99_ms']:,.0f} ms "
+                     f"({'met' if analytics.get('met') else 'NOT met'})")
+    marts = report.details.get("batch_marts") or {}
+    if marts.get("ratio") is not None:
+        lines.append(f"target daily-batch marts in Spark <= {marts['target_ratio']:g}x DuckDB on "
+                     f"{marts['count']:,} claims: {marts['spark_seconds']:,.1f} s vs {marts['duckdb_seconds']:,.2f} s "
+                     f"= {marts['ratio']:,.1f}x, CPU {marts.get('cpu_ratio', 0):,.1f}x "
+                     f"({'met' if marts.get('met') else 'NOT met'})")
     return lines
 
 
