@@ -301,7 +301,7 @@ def _batch(spark: SparkSession, settings: Settings, days: list[date], progress: 
         batch["published_alerts"] += result.published_alerts
         progress.update(task, completed=number, info=f"{batch['claims_loaded']:,} claims loaded, "
                                                      f"{batch['alerts']:,} alerts")
-    if "failed" not in batch:
+    if not batch.get("failed"):
         # The generated population's member months: the PMPM and per-1,000 denominators (the marts are rebuilt).
         from libs.analytics.eligibility import load_generated_eligibility  # noqa: PLC0415
 
