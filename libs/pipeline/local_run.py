@@ -218,7 +218,11 @@ def _progress(console: Console, enabled: bool) -> Progress:
 
 def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progress,
             metrics: StreamMetrics) -> tuple[Any, float]:
-    """Drain the raw topic with the streaming query; the progress line shows claims processed and claims/s."""
+    """Drain the raw topic with the streaming query.
+
+    The progress line shows claims processed, the lag (claims produced and not yet processed), the Spark tasks of the
+    running micro-batch, and claims/s at the end.
+    """
     from libs.streaming.query import start_claims_query  # noqa: PLC0415
 
     task = progress.add_task("stream", total=total, info="starting the query")
@@ -234,14 +238,14 @@ def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progr
         stages = [tracker.getStageInfo(stage) for stage in tracker.getActiveStageIds()]
         tasks = [(s.numCompletedTasks, s.numTasks) for s in stages if s is not None]
         activity = f"tasks {sum(d for d, _ in tasks)}/{sum(t for _, t in tasks)}" if tasks else "committing"
-        progress.update(task, completed=done["rows"], info=activity)
+        progress.update(task, completed=done["rows"], info=f"lag {total - done['rows']:,}, {activity}")
     seconds = time.perf_counter() - started
     running.stop()
     if running.query.exception() is not None:
         msg = f"the streaming query failed: {running.query.exception()}"
         raise RuntimeError(msg)
     rate = done["rows"] / seconds if seconds else 0.0
-    progress.update(task, completed=done["rows"], info=f"{rate:,.0f} claims/s")
+    progress.update(task, completed=done["rows"], info=f"{rate:,.0f} claims/s, lag {total - done['rows']:,}")
     return running, seconds
 
 
