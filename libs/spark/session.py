@@ -34,8 +34,10 @@ def connector_jars(jars_dir: Path) -> list[Path]:
     return jars
 
 
-# Local JVM options: less warm-up work for short runs on small machines (SparkSettings.quick_jit).
-QUICK_JIT_OPTIONS = "-XX:TieredStopAtLevel=1"
+# Local JVM options: less warm-up work for short runs on small machines (SparkSettings.quick_jit). C1-only mode
+# shrinks the JVM's default code cache to 48 MB, which a session running the stream and then the batch filled
+# ("Out of space in CodeCache", the JVM then dies); 256 MB is the tiered default's order of magnitude.
+QUICK_JIT_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from libs.analytics.eligibility import EligibilityRow, load_eligibility
 from libs.analytics.marts import rebuild_marts
 from libs.fraud.catalog import FraudCode
 from libs.model import Claim
+from libs.preflight import PreflightError
 from libs.warehouse.load import connect_duckdb
 from tests.analytics.test_eligibility import synpuf_file
 from tests.analytics.test_marts import CLAIM_COLUMNS, CLAIMS, LINES
@@ -78,11 +79,17 @@ def test_show_filters_quality_by_source_format(built: Path) -> None:
 
 def test_show_says_which_marts_exist_and_when_none_were_built(warehouse_path: Path) -> None:
     unknown = run("analytics", "show", "members")
+    no_warehouse = run("analytics", "show", "daily")
+    connect_duckdb(warehouse_path).close()  # a warehouse whose marts were never built
     never_built = run("analytics", "show", "daily")
 
     assert unknown.exit_code == 2
     assert "expected a mart among daily, pmpm" in unknown.stderr
     assert "found 'members'" in unknown.stderr
+    # No warehouse: the preflight's one line (apps/cli/main.py prints it and exits 2), no empty warehouse created.
+    assert isinstance(no_warehouse.exception, PreflightError)
+    assert f"expected a DuckDB warehouse at {warehouse_path}, found no file" in str(no_warehouse.exception)
+    assert "`claims batch --date" in str(no_warehouse.exception)
     assert never_built.exit_code == 1
     assert "run the daily batch" in never_built.stderr
 
