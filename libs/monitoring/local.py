@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from libs.monitoring.assets import ALERTMANAGER_FILE, RULES_FILE, STATE_DIR
+from libs.monitoring.lag import BROKER_TIMEOUT_SECONDS
 from libs.monitoring.scrape import ScrapeJobs, load_scrape_jobs, prometheus_config, write_config
 from libs.monitoring.tools import CACHE_ROOT, tool_path, web_assets
 from libs.settings import MonitoringSettings
@@ -229,7 +230,9 @@ class LocalMonitoring:
         raise MonitoringStackError(msg)
 
 
-def _answers(url: str, timeout: float = 2.0) -> bool:
+def _answers(url: str, timeout: float = BROKER_TIMEOUT_SECONDS + 5.0) -> bool:
+    """Whether `url` answers 2xx. The timeout outlasts the exporter's broker probe: with no broker running, a scrape
+    of the exporter takes that long and still answers (claims_kafka_exporter_up 0)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  (loopback http only)
             return bool(200 <= response.status < 300)
