@@ -59,9 +59,12 @@ def warm_up(spark: SparkSession, settings: Settings, claims: int = WARMUP_CLAIMS
 
 def _produce(settings: Settings, claims: int) -> None:
     """The warm-up claims into the scratch raw topic, in this thread (a few thousand: no worker processes)."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
     from libs.ingest import produce_generated  # noqa: PLC0415
 
-    report = produce_generated(settings, claims, WARMUP_SEED, workers=0)
+    # A registry of its own: the warm-up's claims are not the run's, and must not count in the producer's metrics.
+    report = produce_generated(settings, claims, WARMUP_SEED, workers=0, registry=CollectorRegistry())
     if not report.ok:
         msg = f"the stream's warm-up: {report.failed} of {claims} claims not delivered to the scratch topic"
         raise RuntimeError(msg)
