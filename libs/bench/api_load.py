@@ -124,22 +124,6 @@ def _server(work: Path, environment: dict[str, str], workers: int) -> Iterator[s
         log.close()
 
 
-def _topic_messages(kafka: KafkaSettings, topic: str) -> int:
-    """Messages the broker holds in `topic` (sum of its partitions' end offsets): Kafka's own count of what it
-    acknowledged, independent of which server worker answered (each worker has its own metrics registry)."""
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
-
-    from libs.kafka.client_config import client_config  # noqa: PLC0415
-
-    consumer = Consumer(client_config(kafka, **{"group.id": f"api-load-{os.getpid()}", "enable.auto.commit": False}))
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
-                   for partition in partitions)
-    finally:
-        consumer.close()
-
-
 def _locust(url: str, user: str, *, users: int, seconds: int, csv_prefix: Path, environment: dict[str, str]) -> float:
     """Run one bounded headless locust phase; returns its wall seconds. Stats land in <csv_prefix>_stats.csv."""
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", url,
@@ -199,6 +183,7 @@ def run_api_load(config: ApiLoadConfig) -> dict[str, Any]:
     """Both phases; a figures dict with `stages` (StageResult fields: name, claims, seconds, note) for the report."""
     from libs.api.auth import LocalTokenIssuer, Role  # noqa: PLC0415
     from libs.kafka.admin import ensure_topics  # noqa: PLC0415
+    from libs.kafka.offsets import topic_message_count  # noqa: PLC0415
     from libs.kafka.topics import load_topics, prefixed_topics_file  # noqa: PLC0415
     from libs.settings import load_settings  # noqa: PLC0415
 
@@ -220,10 +205,10 @@ def run_api_load(config: ApiLoadConfig) -> dict[str, Any]:
             locust_env = {**environment, "CLAIMS_BENCH_TOKEN": token, "CLAIMS_BENCH_BODIES": str(work / "bodies"),
                           "CLAIMS_BENCH_DAYS": ",".join(days)}
             raw_topic = load_topics(topics_file).raw
-            before = _topic_messages(kafka, raw_topic)
+            before = topic_message_count(kafka, raw_topic)
             ingest_wall = _locust(url, "IngestUser", users=config.ingest_users, seconds=config.ingest_seconds,
                                   csv_prefix=work / "ingest", environment=locust_env)
-            acknowledged = _topic_messages(kafka, raw_topic) - before
+            acknowledged = topic_message_count(kafka, raw_topic) - before
             analytics_wall = _locust(url, "AnalyticsUser", users=config.analytics_users,
                                      seconds=config.analytics_seconds, csv_prefix=work / "analytics",
                                      environment=locust_env)

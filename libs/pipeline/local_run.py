@@ -39,13 +39,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from libs.kafka.client_config import client_config
+from libs.kafka.offsets import topic_message_counts
 from libs.preflight import PreflightError, lake_days
-from libs.settings import LOCAL_DIR, KafkaSettings, Settings, WarehouseKind, load_settings
+from libs.settings import LOCAL_DIR, Settings, WarehouseKind, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -79,38 +78,6 @@ class RunLogs:
     @property
     def pipeline(self) -> Path:
         return self.directory / "pipeline.log"
-
-
-def topic_message_counts(kafka: KafkaSettings, topics: list[str]) -> dict[str, int]:
-    """Messages held per topic (sum of high watermarks minus low watermarks over its partitions)."""
-    config = {**client_config(kafka), "group.id": "claims-run-counter", "enable.auto.commit": False}
-    consumer = Consumer(config)
-    try:
-        counts: dict[str, int] = {}
-        metadata = consumer.list_topics(timeout=15)
-        for topic in topics:
-            total = 0
-            for partition in metadata.topics[topic].partitions:
-                low, high = _watermarks(consumer, TopicPartition(topic, partition))
-                total += high - low
-            counts[topic] = total
-        return counts
-    finally:
-        consumer.close()
-
-
-def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float = 15.0) -> tuple[int, int]:
-    """Low and high watermark; retried briefly, since right after a topic is created (or the broker restarted) its
-    partitions may have no leader yet."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
-            return int(low), int(high)
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 FRESH_FIX = ("start over with `make run FRESH=1` (claims run --fresh: deletes the lake, checkpoints, broker topics "

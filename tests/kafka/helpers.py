@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from libs.kafka.offsets import topic_message_count
 from libs.kafka.topics import TopicRole
 from libs.settings import KafkaSettings
 
@@ -37,31 +37,8 @@ def write_topics_file(directory: Path, partitions: int = 3, config: dict[str, An
 
 
 def message_count(settings: KafkaSettings, topic: str) -> int:
-    """Exact number of messages in a (non-transactional, non-compacted) topic: the sum of high watermarks."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"count-{uuid.uuid4().hex}"})
-    try:
-        total = 0
-        for partition in partitions:
-            low, high = _watermarks(consumer, TopicPartition(topic, partition))
-            total += high - low
-        return total
-    finally:
-        consumer.close()
-
-
-def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float = 10.0) -> tuple[int, int]:
-    # Right after a topic is created the broker may not lead its partitions yet (NOT_LEADER_FOR_PARTITION): retry.
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(partition, timeout=timeout)
-            return int(low), int(high)
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    """Exact number of messages in a (non-transactional, non-compacted) topic."""
+    return topic_message_count(settings, topic)
 
 
 def read_all(settings: KafkaSettings, topic: str, expected: int, timeout: float = 30.0) -> list[tuple[bytes, bytes]]:
