@@ -50,7 +50,6 @@ def _run_with_progress(settings: Settings, day: date | None) -> int:
     from apps.batch.main import execute  # noqa: PLC0415
     from libs.batch.job import BatchRunError  # noqa: PLC0415
     from libs.phi.logging import LOG_DIR  # noqa: PLC0415
-    from libs.pipeline import signals  # noqa: PLC0415
     from libs.pipeline.console import (  # noqa: PLC0415
         logs_on_terminal,
         person_console,
@@ -65,7 +64,6 @@ def _run_with_progress(settings: Settings, day: date | None) -> int:
     with progress(console, enabled=not logs_on_terminal()) as bar:
         task = bar.add_task("spark", total=None, info="starting the JVM")
         spark = build_spark_session(settings.spark, app_name="claims-batch", log_file=LOG_DIR / "batch-spark.log")
-        signals.reinstall()  # over PySpark's SIGINT handler (libs.pipeline.signals)
         bar.update(task, total=1, completed=1, info="started")
         try:
             task = bar.add_task("batch", total=None, info=f"screening and loading {label}")

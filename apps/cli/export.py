@@ -33,7 +33,6 @@ def export_silver_with_progress(settings: Settings, out: Path, deidentifier: Dei
     from libs.batch.export import export_silver_deidentified  # noqa: PLC0415  (PySpark only for this path)
     from libs.lake import LakeTables  # noqa: PLC0415
     from libs.phi.logging import LOG_DIR  # noqa: PLC0415
-    from libs.pipeline import signals  # noqa: PLC0415
     from libs.pipeline.console import (  # noqa: PLC0415
         logs_on_terminal,
         person_console,
@@ -49,7 +48,6 @@ def export_silver_with_progress(settings: Settings, out: Path, deidentifier: Dei
     with progress(console, enabled=not logs_on_terminal()) as bar:
         task = bar.add_task("spark", total=None, info="starting the JVM")
         spark = build_spark_session(settings.spark, app_name="claims-export", log_file=LOG_DIR / "export-spark.log")
-        signals.reinstall()  # over PySpark's SIGINT handler (libs.pipeline.signals)
         bar.update(task, total=1, completed=1, info="started")
         try:
             task = bar.add_task("export", total=None, info=f"current claims of {tables.silver}")

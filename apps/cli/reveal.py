@@ -20,14 +20,12 @@ def silver_record(settings: Settings, claim_id: str) -> dict[str, Any]:
     """The protected record of `claim_id` as it currently stands in silver; PreflightError when it is not there."""
     from libs.lake import LakeTables, current_claims, read_delta  # noqa: PLC0415  (PySpark only for this path)
     from libs.phi.logging import LOG_DIR  # noqa: PLC0415
-    from libs.pipeline import signals  # noqa: PLC0415
     from libs.spark.session import build_spark_session  # noqa: PLC0415
 
     check_lake(settings.lake, ("silver", "claim_events"))
     check_keyring(settings.security, protects=settings.lake.root)
     tables = LakeTables.from_settings(settings.lake)
     spark = build_spark_session(settings.spark, app_name="claims-reveal", log_file=LOG_DIR / "reveal-spark.log")
-    signals.reinstall()  # over PySpark's SIGINT handler (libs.pipeline.signals)
     try:
         current = current_claims(read_delta(spark, tables.silver), read_delta(spark, tables.claim_events))
         rows = current.filter(current["claim_id"] == claim_id).select("claim_json").limit(2).collect()

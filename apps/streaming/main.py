@@ -44,7 +44,6 @@ def run_stream(settings: Settings, *, available_now: bool = False, metrics_port:
                ) -> RunningQuery:
     """Start the query and its metrics endpoint; returns the running query (the caller waits on it)."""
     spark = build_spark_session(settings.spark, app_name="claims-stream", log_file=spark_log)
-    signals.reinstall()  # PySpark's own SIGINT handler would turn a Ctrl-C here into a bare Py4JError
     running = start_claims_query(spark, settings, available_now=available_now, on_batch=on_batch)
     port = settings.monitoring.streaming_metrics_port if metrics_port is None else metrics_port
     if port:

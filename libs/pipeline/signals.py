@@ -2,8 +2,8 @@
 
 Why a module: an interrupt can come back from the JVM disguised (KeyboardInterrupt raised inside a py4j call returns
 as Py4JError), and PySpark installs a SIGINT handler of its own whenever a SparkContext is created in the main
-thread (it cancels jobs and raises KeyboardInterrupt without telling anyone). Commands put this handler back after
-they build a session (`reinstall`), and `apps.cli.main` asks `interrupted()` before it calls a failure a failure.
+thread (it cancels jobs and raises KeyboardInterrupt without telling anyone). `libs.spark.session.build_spark_session`
+puts this handler back (`reinstall`), and `apps.cli.main` asks `interrupted()` before it calls a failure a failure.
 """
 
 from __future__ import annotations

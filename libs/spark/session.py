@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from libs.pipeline import signals
 from libs.settings import SparkSettings
 from libs.spark import WORKER_DAEMON
 
@@ -106,5 +107,9 @@ def build_spark_session(settings: SparkSettings, app_name: str = "claims", extra
         builder = builder.config(key, value)
     with _process_output_to(log_file):
         spark = builder.getOrCreate()
+    # Creating a SparkContext in the main thread replaces the SIGINT handler with PySpark's own (it cancels jobs and
+    # raises a bare KeyboardInterrupt); put the CLI's back, so Ctrl-C stops every command the same way. A no-op where
+    # the CLI did not install one (tests, the API, spark-submit on EMR).
+    signals.reinstall()
     spark.sparkContext.setLogLevel("WARN")
     return spark
