@@ -2,9 +2,8 @@
 
 The daily batch screens with libs.fraud.spark (`screen_day_alerts`): the batch screens are Spark jobs grouped by the
 keys they compare and the per-claim screens run the stream's `screen_claim` in Arrow batches, so no claim is
-collected to the driver and a day at prod volume fits. libs.fraud.rules stays the tested reference (a parity test
-runs both on the same claims); `silver_claims` + `screen_claims` below run that reference on the driver, for tests and
-small inputs only.
+collected to the driver and a day at prod volume fits. libs.fraud.rules stays the tested reference
+(tests/fraud/test_spark_screens.py runs both on the same claims).
 
 Silver rows are protected records, so the claims carry the member *token* as member ID (which is all the
 member-keyed screens need: they compare members, they never read them) and no other PHI leaf. Service after death is
@@ -18,18 +17,15 @@ fraud_codes column is complete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from datetime import date, datetime
-from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
 from libs.codesets import CodeSets
-from libs.fraud.rules import BATCH_SCREENS, Alert, screen_batch
+from libs.fraud.rules import BATCH_SCREENS
 from libs.fraud.spark import screen_batch_spark
-from libs.phi.view import ProtectedClaim
 
 SCREEN_CLAIM = "claim"
 SCREEN_BATCH = "batch"
@@ -46,25 +42,6 @@ ALERTS_SCHEMA = StructType([
 ALERT_KEYS = ("claim_id", "rule")
 
 
-def silver_claims(silver: DataFrame) -> Iterator[ProtectedClaim]:
-    """The silver rows' claims in arrival order, streamed partition by partition to the driver.
-
-    Each is parsed from `claim_json` with the stream's own strict parser, so the batch screens see exactly what the
-    stream's per-claim screens saw. Arrival order matters: the exact-duplicate screen lets the first claim of a key
-    stand and flags the later ones.
-    """
-    arrival = [name for name in ("kafka_timestamp", "kafka_partition", "kafka_offset") if name in silver.columns]
-    for row in silver.orderBy(*arrival, "claim_id").select("claim_json").toLocalIterator():
-        yield ProtectedClaim.from_json(row["claim_json"])
-
-
-def screen_claims(claims: Iterable[ProtectedClaim], codesets: CodeSets) -> list[Alert]:
-    """Every screen of libs.fraud.rules over the claims, each judged on its own `phi_derived` facts."""
-    batch = list(claims)
-    derived = {claim.claim_id: facts for claim in batch if (facts := claim.derived()) is not None}
-    return screen_batch(batch, codesets, derived=derived)
-
-
 def screen_day_alerts(silver: DataFrame, codesets: CodeSets, *, batch_run_id: str, created_at: datetime
                       ) -> DataFrame:
     """The gold `fraud_alerts` rows of the day's silver claims, screened on the executors (libs.fraud.spark)."""
@@ -73,18 +50,6 @@ def screen_day_alerts(silver: DataFrame, codesets: CodeSets, *, batch_run_id: st
     return alerts.select(
         "claim_id", "rule", "detail", screen.alias("screen"), F.lit(batch_run_id).alias("batch_run_id"),
         F.lit(created_at).cast("timestamp").alias("created_at"))
-
-
-def alerts_frame(spark: SparkSession, alerts: Iterable[Alert], *, batch_run_id: str, created_at: datetime
-                 ) -> DataFrame:
-    """The alerts as rows of gold `fraud_alerts` (one per claim and rule; the first detail wins)."""
-    seen: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for alert in alerts:
-        rule = alert.rule.value
-        screen = SCREEN_BATCH if rule in BATCH_RULES else SCREEN_CLAIM
-        seen.setdefault((alert.claim_id, rule), (alert.claim_id, rule, alert.detail, screen, batch_run_id,
-                                                 created_at))
-    return spark.createDataFrame(list(seen.values()), ALERTS_SCHEMA)
 
 
 def new_alerts(alerts: DataFrame, gold: DataFrame) -> DataFrame:

@@ -15,15 +15,14 @@ import orjson
 import pytest
 from pyspark.sql import functions as F  # noqa: N812
 
-from libs.batch import fraud
 from libs.codesets import load_codesets
 from libs.fraud.catalog import FraudCode
 from libs.fraud.rules import BATCH_SCREENS, screen_claim
+from libs.fraud.spark import screen_claims_per_claim
 from libs.generator import GeneratorConfig, generate_claims
 from libs.lake.readers import claim_struct
 from libs.lake.schema import CORRUPT_RECORD_COLUMN
 from libs.phi import PhiProtector
-from libs.phi.view import ProtectedClaim
 from libs.settings import load_settings
 from libs.streaming.parse import check_messages
 from libs.validation import validate_claim
@@ -72,15 +71,16 @@ def test_stream_reports_the_codes_of_the_python_rules_claim_by_claim(generated, 
     assert set(fired) == {code.value for code in ReasonCode}, f"never fired: {set(ReasonCode) - set(fired)}"
 
 
-def test_per_claim_screens_agree_between_stream_batch_and_plaintext(generated, protected, checked):
+def test_per_claim_screens_agree_between_stream_batch_and_plaintext(spark, generated, protected, checked):
     codesets = load_codesets()
     valid_ids = {row["claim_id"] for row in checked if row["is_valid"]}
     stream = {(row["claim_id"], alert["rule"], alert["detail"]) for row in checked for alert in row["alerts"]}
-    # The daily batch screens silver's records: the same protected messages, parsed as silver is read.
-    records = [ProtectedClaim.from_json(value) for value in protected]
-    batch = {(a.claim_id, a.rule.value, a.detail) for a in fraud.screen_claims(
-        [record for record in records if record.claim_id in valid_ids], codesets)
-        if a.rule in PER_CLAIM_SCREENS}
+    # The daily batch's path (libs.fraud.spark, as screen_day_alerts runs it) on silver's claim_json: the same
+    # protected messages, as silver keeps them.
+    silver = spark.createDataFrame(
+        [(value.decode(),) for value in protected if orjson.loads(value)["claim_id"] in valid_ids], "claim_json string")
+    batch = {(row["claim_id"], row["rule"], row["detail"])
+             for row in screen_claims_per_claim(silver, codesets).collect()}
     plaintext = {(a.claim_id, a.rule.value, a.detail) for claim in generated if claim.claim_id in valid_ids
                  for a in screen_claim(claim, codesets)}
     assert stream == batch == plaintext
