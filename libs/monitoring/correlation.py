@@ -11,8 +11,9 @@ the stream carries next to the Kafka coordinates; `log_batch_correlations` then 
 - at DEBUG, one line per record (full id, claim id, partition, offset, outcome): `--log-level debug` to trace every
   claim of a run.
 
-It runs two small queries on the micro-batch's cached, checked frame (no second read from Kafka). Claim ids and
-reason codes are not PHI; the lines still go through the PHI scrubber like every other log line.
+The per-run summary comes from the stream's own per-batch count (libs.streaming.processor adds `run_aggregates()` to
+it); listing the quarantined records is one small query on the batch's cached, checked frame (no second read from
+Kafka). Claim ids and reason codes are not PHI; the lines still go through the PHI scrubber like every log line.
 """
 
 from __future__ import annotations
@@ -51,24 +52,51 @@ class RunInBatch:
     quarantined: int
 
 
-def _parts(frame: DataFrame) -> DataFrame:
-    return frame.select(
-        F.col(COLUMN),
-        F.expr(f"try_element_at(split({COLUMN}, ':'), 1)").alias("run_id"),
-        F.expr(f"try_cast(try_element_at(split({COLUMN}, ':'), 2) AS BIGINT)").alias("record_index"),
-        "kafka_partition", "kafka_offset", "kafka_key", "is_valid", "error_codes",
-    )
+def run_id_column() -> Column:
+    """The run or request part of the correlation id (`<run id>:<index>`); null without the header."""
+    return F.expr(f"try_element_at(split({COLUMN}, ':'), 1)")
+
+
+def record_index_column() -> Column:
+    """The record's index in its run (1..n); null without the header."""
+    return F.expr(f"try_cast(try_element_at(split({COLUMN}, ':'), 2) AS BIGINT)")
+
+
+def run_aggregates() -> list[Column]:
+    """What `runs_from_rows` needs of a groupBy that has `run_id` and `is_valid` among its keys (besides `rows`).
+
+    The stream's processor adds them to the one count it already runs per micro-batch, so the per-run summary costs
+    no Spark job of its own.
+    """
+    return [F.min(record_index_column()).alias("first_index"), F.max(record_index_column()).alias("last_index")]
+
+
+def runs_from_rows(rows: list[Any]) -> list[RunInBatch]:
+    """Fold grouped rows (run_id, is_valid, rows, first_index, last_index) into one RunInBatch per run id."""
+    runs: dict[str | None, dict[str, Any]] = {}
+    for row in rows:
+        run = runs.setdefault(row["run_id"], {"records": 0, "quarantined": 0, "first": None, "last": None})
+        count = int(row["rows"])
+        run["records"] += count
+        run["quarantined"] += 0 if row["is_valid"] else count
+        if row["first_index"] is not None:
+            run["first"] = row["first_index"] if run["first"] is None else min(run["first"], row["first_index"])
+            run["last"] = row["last_index"] if run["last"] is None else max(run["last"], row["last_index"])
+    ordered = sorted(runs.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    return [RunInBatch(run_id=run_id, records=run["records"], first_index=run["first"], last_index=run["last"],
+                       quarantined=run["quarantined"]) for run_id, run in ordered]
 
 
 def runs_in_batch(checked: DataFrame) -> list[RunInBatch]:
     """Per run id: records, index range and quarantined count (records without the header have run id None)."""
-    rows = (_parts(checked).groupBy("run_id")
-            .agg(F.count(F.lit(1)).alias("records"), F.min("record_index").alias("first_index"),
-                 F.max("record_index").alias("last_index"),
-                 F.sum(F.when(F.col("is_valid"), 0).otherwise(1)).alias("quarantined"))
-            .orderBy(F.col("run_id").asc_nulls_last()).collect())
-    return [RunInBatch(run_id=row["run_id"], records=int(row["records"]), first_index=row["first_index"],
-                       last_index=row["last_index"], quarantined=int(row["quarantined"] or 0)) for row in rows]
+    rows = (checked.groupBy(run_id_column().alias("run_id"), "is_valid")
+            .agg(F.count(F.lit(1)).alias("rows"), *run_aggregates()).collect())
+    return runs_from_rows(rows)
+
+
+def _rejected(checked: DataFrame) -> DataFrame:
+    return checked.where(~F.col("is_valid")).select(
+        COLUMN, "kafka_partition", "kafka_offset", "kafka_key", "error_codes")
 
 
 def _record_fields(row: Any) -> dict[str, Any]:
@@ -76,29 +104,29 @@ def _record_fields(row: Any) -> dict[str, Any]:
             "kafka_offset": row["kafka_offset"]}
 
 
-def log_batch_correlations(checked: DataFrame, batch_id: int, *, logger: Any = None,
-                           max_rejections: int = MAX_REJECTIONS_LOGGED) -> list[RunInBatch]:
+def log_batch_correlations(checked: DataFrame, batch_id: int, *, runs: list[RunInBatch] | None = None,
+                           logger: Any = None, max_rejections: int = MAX_REJECTIONS_LOGGED) -> list[RunInBatch]:
     """Log the batch's correlation ids (see the module docstring); returns the per-run summary.
 
     `checked` needs the columns correlation_id, kafka_partition, kafka_offset, kafka_key, is_valid and error_codes
     (the stream's checked frame, with correlation_id carried from `correlation_id_column()`).
     """
     log = logger or get_logger("claims.stream.correlation")
-    runs = runs_in_batch(checked)
+    runs = runs_in_batch(checked) if runs is None else runs
     for run in runs:
         log.info("records received", batch_id=batch_id, correlation_id=run.run_id, records=run.records,
                  first_record=run.first_index, last_record=run.last_index, quarantined=run.quarantined)
     quarantined = sum(run.quarantined for run in runs)
     if quarantined:
-        rejected = (_parts(checked).where(~F.col("is_valid")).orderBy("kafka_partition", "kafka_offset")
-                    .limit(max_rejections).collect())
+        rejected = _rejected(checked).orderBy("kafka_partition", "kafka_offset").limit(max_rejections).collect()
         for row in rejected:
             log.info("record quarantined", batch_id=batch_id, **_record_fields(row),
                      reasons=list(row["error_codes"] or []))
         if quarantined > len(rejected):
             log.info("more records quarantined", batch_id=batch_id, not_listed=quarantined - len(rejected))
     if logging.getLogger("claims.stream.correlation").isEnabledFor(logging.DEBUG):
-        for row in _parts(checked).orderBy("kafka_partition", "kafka_offset").collect():
+        columns = (COLUMN, "kafka_partition", "kafka_offset", "kafka_key", "is_valid")
+        for row in checked.select(*columns).orderBy("kafka_partition", "kafka_offset").collect():
             log.debug("record received", batch_id=batch_id, **_record_fields(row),
                       outcome="valid" if row["is_valid"] else "quarantined")
     return runs

@@ -32,7 +32,13 @@ from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from libs.lake import LakeTables, OnceAppender, ensure_table
-from libs.monitoring.correlation import log_batch_correlations
+from libs.monitoring.correlation import (
+    RunInBatch,
+    log_batch_correlations,
+    run_aggregates,
+    run_id_column,
+    runs_from_rows,
+)
 from libs.streaming import frames
 from libs.streaming.parse import check_messages
 
@@ -86,6 +92,7 @@ class BatchOutcome:
     quarantined: int = 0
     alerts: int = 0
     reason_counts: dict[str, int] = field(default_factory=dict)
+    runs: list[RunInBatch] = field(default_factory=list)  # per producer run / API request (correlation ids)
     step_seconds: dict[str, float] = field(default_factory=dict)
     duration_seconds: float = 0.0
     started_at: str = ""
@@ -180,8 +187,9 @@ class ClaimBatchProcessor:
     @staticmethod
     def _count(checked: DataFrame, outcome: BatchOutcome) -> None:
         """One pass over the batch (which also fills the cache): rows by outcome and the reasons of the rejected."""
-        rows = checked.groupBy("is_valid", "error_codes").agg(
-            F.count(F.lit(1)).alias("rows"), F.sum(F.size("alerts")).alias("alerts")).collect()
+        rows = checked.groupBy("is_valid", "error_codes", run_id_column().alias("run_id")).agg(
+            F.count(F.lit(1)).alias("rows"), F.sum(F.size("alerts")).alias("alerts"), *run_aggregates()).collect()
+        outcome.runs = runs_from_rows(rows)
         reasons: dict[str, int] = {}
         for row in rows:
             count = int(row["rows"])
@@ -207,7 +215,7 @@ class ClaimBatchProcessor:
             "bronze": lambda: append(frames.bronze_frame(checked), tables.bronze, batch_id),
             "topics": lambda: self._write_topics(checked, batch_id, outcome),
             # Reads only: the batch's correlation ids into the stream's log, alongside the writes.
-            "correlation": lambda: log_batch_correlations(checked, batch_id),
+            "correlation": lambda: log_batch_correlations(checked, batch_id, runs=outcome.runs),
         }
         if outcome.quarantined:
             writes["quarantine"] = lambda: append(frames.quarantine_frame(checked).coalesce(1),

@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry
 from libs.generator import GeneratorConfig, generate_claims
 from libs.kafka.client_config import spark_kafka_options
 from libs.kafka.producer import ClaimProducer
-from libs.monitoring.correlation import correlation_id_column, log_batch_correlations
+from libs.monitoring.correlation import correlation_id_column, log_batch_correlations, runs_in_batch
 from libs.phi import logging as phi_logging
 from libs.phi.logging import configure_logging
 from libs.streaming.parse import check_messages
+from libs.streaming.processor import BatchOutcome, ClaimBatchProcessor
 from tests.streaming.pipeline_helpers import AS_OF, make_pipeline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
@@ -51,7 +52,9 @@ def test_a_claim_can_be_followed_from_the_header_into_the_batch_logs(spark, kafk
     checked = check_messages(raw, AS_OF).cache()
     invalid = {row["kafka_key"] for row in checked.where("NOT is_valid").select("kafka_key").collect()}
 
-    runs = log_batch_correlations(checked, batch_id=7)
+    counted = BatchOutcome(batch_id=7)
+    ClaimBatchProcessor._count(checked, counted)  # the stream's one count per batch also gives the per-run summary
+    runs = log_batch_correlations(checked, batch_id=7, runs=counted.runs)
 
     events = [orjson.loads(line) for line in log_stream.getvalue().splitlines()]
     received = [e for e in events if e["event"] == "records received"]
@@ -60,6 +63,7 @@ def test_a_claim_can_be_followed_from_the_header_into_the_batch_logs(spark, kafk
     assert invalid, "the run must include rejected claims"
     assert [(r.run_id, r.records, r.first_index, r.last_index, r.quarantined) for r in runs] == [
         (RUN, COUNT, 1, COUNT, len(invalid))]
+    assert runs_in_batch(checked) == runs  # the standalone summary (no processor) folds the same way
     assert received == [{**received[0], "batch_id": 7, "correlation_id": RUN, "records": COUNT, "first_record": 1,
                          "last_record": COUNT, "quarantined": len(invalid)}]
     assert {e["claim_id"] for e in quarantined} == invalid
