@@ -37,6 +37,7 @@ def test_after_run_the_batch_needs_only_a_broker_and_finds_the_runs_lake_and_top
         assert summary["batch"]["failed"] is None
         assert summary["batch"]["dates"] == [TODAY]
         assert summary["batch"]["claims_loaded"] == summary["current"]
+        assert summary["batch"]["member_months"] > 0  # the generated population's, so PMPM has a denominator
         assert "daily batch" in run.stdout
         assert (tmp_path / "lake" / "silver" / "claims" / "_delta_log").is_dir()  # the default lake, not a run's own
         assert (tmp_path / "warehouse" / "claims.duckdb").is_file()

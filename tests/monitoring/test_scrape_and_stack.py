@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -101,3 +102,24 @@ def test_local_stack_starts_answers_and_stops(tmp_path: Path):
     assert sorted(stopped) == ["alertmanager", "prometheus"]
     assert not any(state.running for state in stack.status())
     assert stack.down() == [], "down is idempotent"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prometheus_tools")
+def test_the_stack_comes_up_with_its_exporter_while_no_broker_answers(tmp_path: Path):
+    # `make monitor-up` before `make kafka-up` or `make run`: the exporter's scrape waits out its broker probe and
+    # answers claims_kafka_exporter_up 0; the readiness check must wait that long too, or `up` fails.
+    exporter_port, dead_broker = free_port(), f"127.0.0.1:{free_port()}"
+    exporter = [sys.executable, "-m", "apps.cli.main", "monitor", "exporter", "--port", str(exporter_port),
+                "--bootstrap", dead_broker, "--checkpoint", str(tmp_path / "no-checkpoint")]
+    stack = LocalMonitoring(MonitoringSettings(), exporter_command=exporter, state_dir=tmp_path / "monitoring",
+                            ports=StackPorts(prometheus=free_port(), alertmanager=free_port()),
+                            app_ports={"claims-exporter": exporter_port})
+    try:
+        states = stack.up()
+        assert {state.name: state.ready for state in states} == {
+            "exporter": True, "alertmanager": True, "prometheus": True}
+        with urllib.request.urlopen(f"http://127.0.0.1:{exporter_port}/metrics", timeout=30) as response:
+            assert "claims_kafka_exporter_up 0.0" in response.read().decode()
+    finally:
+        stack.down()
