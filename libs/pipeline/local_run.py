@@ -384,15 +384,15 @@ def run_pipeline(
         # Said before Spark starts: while the JVM launches, this process's stdout and stderr point at spark.log.
         say(f"producing {count:,} synthetic claims (seed {seed}) to {topics.raw}, streaming them into "
             f"{settings.lake.root}, then the daily batch into {settings.warehouse.duckdb_path}")
-        starter = SparkStarter(settings, logs.spark, warm=count >= WARMUP_BELOW)
+        warm = count >= WARMUP_BELOW
+        starter = SparkStarter(settings, logs.spark, warm=warm)
         with _progress(console, show_progress) as progress:
             produced, seconds = _produce(settings, count, seed, progress, logs.pipeline)
             report.timings["produce"] = round(seconds, 2)
             if not produced.ok:
                 say(f"producer: {produced.failed} claims not delivered")
             spark = starter.session()
-            started_as = "spark start and warm-up" if count >= WARMUP_BELOW else "spark start"
-            report.timings[f"{started_as} (during produce)"] = round(starter.seconds, 2)
+            report.timings[f"spark start{' and warm-up' if warm else ''} (during produce)"] = round(starter.seconds, 2)
             try:
                 running, seconds = _stream(settings, spark, produced.delivered, progress, stream_metrics)
                 report.timings["stream"] = round(seconds, 2)
