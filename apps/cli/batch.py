@@ -49,22 +49,19 @@ def _run_with_progress(settings: Settings, day: date | None) -> int:
 
     from apps.batch.main import execute  # noqa: PLC0415
     from libs.batch.job import BatchRunError  # noqa: PLC0415
-    from libs.phi.logging import LOG_DIR  # noqa: PLC0415
     from libs.pipeline.console import (  # noqa: PLC0415
         logs_on_terminal,
         person_console,
         print_log_location,
         progress,
+        start_spark,
         watch_spark,
     )
-    from libs.spark.session import build_spark_session  # noqa: PLC0415
 
     console = person_console()  # the terminal, also while the JVM start points stderr at its log
     label = day.isoformat() if day else "all days"
     with progress(console, enabled=not logs_on_terminal()) as bar:
-        task = bar.add_task("spark", total=None, info="starting the JVM")
-        spark = build_spark_session(settings.spark, app_name="claims-batch", log_file=LOG_DIR / "batch-spark.log")
-        bar.update(task, total=1, completed=1, info="started")
+        spark = start_spark(bar, settings.spark, "batch")
         try:
             task = bar.add_task("batch", total=None, info=f"screening and loading {label}")
             try:

@@ -32,23 +32,20 @@ def export_silver_with_progress(settings: Settings, out: Path, deidentifier: Dei
     """Export the current claims of silver de-identified to `out`, showing progress; prints the summary table."""
     from libs.batch.export import export_silver_deidentified  # noqa: PLC0415  (PySpark only for this path)
     from libs.lake import LakeTables  # noqa: PLC0415
-    from libs.phi.logging import LOG_DIR  # noqa: PLC0415
     from libs.pipeline.console import (  # noqa: PLC0415
         logs_on_terminal,
         person_console,
         progress,
+        start_spark,
         summary_table,
         watch_spark,
     )
-    from libs.spark.session import build_spark_session  # noqa: PLC0415
 
     console = person_console()  # the terminal, also while the JVM start points stderr at its log
     started = time.perf_counter()
     tables = LakeTables.from_settings(settings.lake)
     with progress(console, enabled=not logs_on_terminal()) as bar:
-        task = bar.add_task("spark", total=None, info="starting the JVM")
-        spark = build_spark_session(settings.spark, app_name="claims-export", log_file=LOG_DIR / "export-spark.log")
-        bar.update(task, total=1, completed=1, info="started")
+        spark = start_spark(bar, settings.spark, "export")
         try:
             task = bar.add_task("export", total=None, info=f"current claims of {tables.silver}")
             with watch_spark(spark, bar, task, info=lambda: f"to {out}"):

@@ -24,6 +24,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from libs.settings import SparkSettings
+
 
 _PERSON: TextIO | None = None
 
@@ -74,6 +76,17 @@ def spark_activity(spark: SparkSession) -> str:
     stages = [tracker.getStageInfo(stage) for stage in tracker.getActiveStageIds()]
     tasks = [(s.numCompletedTasks, s.numTasks) for s in stages if s is not None]
     return f"tasks {sum(d for d, _ in tasks)}/{sum(t for _, t in tasks)}" if tasks else ""
+
+
+def start_spark(bar: Progress, spark_settings: SparkSettings, command: str) -> SparkSession:
+    """The command's Spark session, started as a progress phase; the JVM's output goes to `<command>-spark.log`."""
+    from libs.phi.logging import LOG_DIR  # noqa: PLC0415
+    from libs.spark.session import build_spark_session  # noqa: PLC0415  (PySpark only for commands that need it)
+
+    task = bar.add_task("spark", total=None, info="starting the JVM")
+    spark = build_spark_session(spark_settings, app_name=f"claims-{command}", log_file=LOG_DIR / f"{command}-spark.log")
+    bar.update(task, total=1, completed=1, info="started")
+    return spark
 
 
 @contextmanager

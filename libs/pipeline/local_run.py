@@ -190,6 +190,7 @@ def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progr
     The progress line shows claims processed, the lag (claims produced and not yet processed), the Spark tasks of the
     running micro-batch, and claims/s at the end.
     """
+    from libs.pipeline.console import spark_activity  # noqa: PLC0415
     from libs.streaming.query import start_claims_query  # noqa: PLC0415
 
     task = progress.add_task("stream", total=total, info="starting the query")
@@ -200,11 +201,8 @@ def _stream(settings: Settings, spark: SparkSession, total: int, progress: Progr
 
     started = time.perf_counter()
     running = start_claims_query(spark, settings, available_now=True, on_batch=on_batch, metrics=metrics)
-    tracker = spark.sparkContext.statusTracker()
     while not running.query.awaitTermination(1):
-        stages = [tracker.getStageInfo(stage) for stage in tracker.getActiveStageIds()]
-        tasks = [(s.numCompletedTasks, s.numTasks) for s in stages if s is not None]
-        activity = f"tasks {sum(d for d, _ in tasks)}/{sum(t for _, t in tasks)}" if tasks else "committing"
+        activity = spark_activity(spark) or "committing"
         progress.update(task, completed=done["rows"], info=f"lag {total - done['rows']:,}, {activity}")
     seconds = time.perf_counter() - started
     running.stop()
