@@ -53,6 +53,7 @@ def _run_with_progress(settings: Settings, day: date | None) -> int:
         logs_on_terminal,
         person_console,
         print_log_location,
+        print_problem,
         progress,
         start_spark,
         watch_spark,
@@ -69,7 +70,7 @@ def _run_with_progress(settings: Settings, day: date | None) -> int:
                     result = execute(settings, day, spark=spark)
             except BatchRunError as failed:
                 bar.update(task, total=1, completed=0, info="[red]failed[/red]")
-                console.print(f"[red]error[/red]: {failed} (recorded in batch_runs: `claims batch status`)")
+                print_problem(console, f"{failed} (recorded in batch_runs: `claims batch status`)")
                 return 1
             bar.update(task, total=1, completed=1, info="done")
         finally:

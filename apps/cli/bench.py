@@ -24,6 +24,7 @@ from libs.bench.runner import (
     BenchConfig,
     run_bench,
 )
+from libs.pipeline.console import print_problem
 
 DEFAULTS = BenchConfig()
 
@@ -154,7 +155,7 @@ def bench_command(  # Typer passes every option by keyword
                              work_dir=work_dir, batch_marts=batch_marts,
                              produce_pipeline=produce_pipeline, api_load=api_load)
     except ValueError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        print_problem(console, exc)
         raise typer.Exit(2) from None
     report = run_bench(config, console=console, show_progress=progress)
     # Piped output (make bench | tee) would otherwise be 80 columns wide and fold every note.

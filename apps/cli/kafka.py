@@ -24,6 +24,7 @@ from libs.kafka.broker import (
     stop_broker,
 )
 from libs.kafka.topics import TopicsFileError
+from libs.pipeline.console import print_problem
 from libs.settings import KafkaSettings, load_settings
 
 console = Console()
@@ -45,7 +46,7 @@ def _broker(home: Path | None, port: int | None = None, controller_port: int | N
     try:
         return local_broker(kafka)
     except BrokerError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        print_problem(console, exc)
         raise typer.Exit(2) from None
 
 
@@ -62,7 +63,7 @@ def _ensure(settings: KafkaSettings, topics_file: Path, replication_factor: int 
     try:
         results = ensure_topics(settings, topics_file, replication_factor)
     except (TopicManagementError, TopicsFileError) as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        print_problem(console, exc)
         raise typer.Exit(1) from None
     _print_topics(results, settings.bootstrap_servers)
 
@@ -90,7 +91,7 @@ def up(
         try:
             broker.start(timeout=timeout)
         except BrokerError as exc:
-            console.print(f"[red]error[/red]: {exc}")
+            print_problem(console, exc)
             raise typer.Exit(1) from None
         console.print(f"broker started: pid {broker.pid} on {broker.bootstrap} (data: {broker.data_dir}, "
                       f"logs: {broker.server_log})")

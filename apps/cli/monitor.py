@@ -26,6 +26,7 @@ from libs.monitoring.local import EXPORTER_JOB, LocalMonitoring, MonitoringStack
 from libs.monitoring.scrape import load_scrape_jobs
 from libs.monitoring.tools import ToolNotFoundError, ensure_tools
 from libs.phi.logging import get_logger
+from libs.pipeline.console import print_problem
 from libs.settings import KafkaSettings, load_settings
 
 console = Console()
@@ -73,7 +74,7 @@ def up_command(
         stack = _stack(state_dir, prometheus_port, alertmanager_port)
         stack.up()
     except (ToolNotFoundError, MonitoringStackError) as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        print_problem(console, exc)
         raise typer.Exit(1) from None
     _print_status(stack)
     log.info("monitoring up", prometheus=stack.prometheus_url, alertmanager=stack.alertmanager_url)

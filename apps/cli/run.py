@@ -61,7 +61,7 @@ def run_command(
 ) -> None:
     """Start Kafka, create topics, produce COUNT claims, stream them into the lake, reconcile, run the daily batch."""
     from libs.kafka.broker import BrokerError  # noqa: PLC0415
-    from libs.pipeline.console import logs_on_terminal, person_console  # noqa: PLC0415
+    from libs.pipeline.console import logs_on_terminal, person_console, print_problem  # noqa: PLC0415
     from libs.pipeline.local_run import run_pipeline  # noqa: PLC0415  (PySpark imported only when running)
     from libs.preflight import EXIT_PREFLIGHT  # noqa: PLC0415
 
@@ -70,7 +70,7 @@ def run_command(
         report = run_pipeline(count, seed, fresh=fresh, say=lambda text: console.print(f"[bold]>[/bold] {text}"),
                               show_progress=not (no_progress or logs_on_terminal()), console=console)
     except BrokerError as exc:
-        console.print(f"[red]error[/red]: {exc}", soft_wrap=True)
+        print_problem(console, exc)
         raise typer.Exit(EXIT_PREFLIGHT) from None
     out = Console()
     for table in _summary_tables(report.summary):
@@ -79,10 +79,10 @@ def run_command(
     for engine, where in report.summary.get("logs", {}).items():
         out.print(f"{engine} log: {where}")
     for problem in report.summary.get("problems", []):
-        console.print(f"[red]reconciliation failed:[/red] {problem}")
+        print_problem(console, problem, label="reconciliation failed")
     failed = (report.summary.get("batch") or {}).get("failed")
     if failed:
-        console.print(f"[red]daily batch failed:[/red] {failed}", soft_wrap=True)
+        print_problem(console, failed, label="daily batch failed")
     raise typer.Exit(0 if report.summary["reconciled"] and not failed else 1)
 
 

@@ -34,6 +34,7 @@ from libs.ingest.sources import Record
 from libs.kafka.producer import ProduceReport, StopRequested, graceful_stop
 from libs.phi import PhiProtector
 from libs.phi.logging import configure_logging
+from libs.pipeline.console import print_problem
 from libs.settings import Settings, load_settings
 
 MAX_LISTED_FAILURES = 20
@@ -93,7 +94,7 @@ def print_report(report: ProduceReport, console: Console) -> None:
     failures = [*report.failures, *report.rejection_failures]
     for failure in failures[:MAX_LISTED_FAILURES]:
         what = f"claim {failure.claim_id}" if failure.claim_id else f"records at {failure.location}"
-        console.print(f"[red]not delivered[/red]: {what}: {failure.reason}")
+        print_problem(console, f"{what}: {failure.reason}", label="not delivered")
     if len(failures) > MAX_LISTED_FAILURES:
         console.print(f"... and {len(failures) - MAX_LISTED_FAILURES} more (see --report-json)")
 
@@ -136,7 +137,7 @@ def produce_command(  # Typer passes every option by keyword
                                            should_stop=stop, on_progress=on_progress)
         _say_stopped(stop, console)
     except IngestError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+        print_problem(console, exc)
         raise typer.Exit(2) from None
     print_report(report, console)
     if report_json is not None:
@@ -151,7 +152,7 @@ def _serve_metrics(port: int, console: Console) -> None:
     try:
         start_http_server(port)
     except OSError as exc:
-        console.print(f"[yellow]metrics not served[/yellow]: port {port} unavailable ({exc.strerror})")
+        print_problem(console, f"port {port} unavailable ({exc.strerror})", label="metrics not served", style="yellow")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -128,6 +129,12 @@ def summary_table(title: str, rows: Iterable[tuple[str, Any]]) -> Table:
             shown = str(value)
         table.add_row(label, shown)
     return table
+
+
+def print_problem(console: Console, message: object, *, label: str = "error", style: str = "red") -> None:
+    """One line that names a failure: never wrapped to the terminal's width (a person greps it, a test matches it,
+    and CI terminals are narrow) and never read as rich markup (a path or reason may hold square brackets)."""
+    console.print(f"[{style}]{label}[/{style}]: {escape(str(message))}", soft_wrap=True)
 
 
 def print_log_location(console: Console) -> None:
