@@ -6,19 +6,36 @@ filters as keyword arguments (bound as parameters, never formatted into SQL), pa
 (a page also says whether more rows follow), a stable order, and plain frozen rows. No row carries PHI: the marts
 aggregate member tokens away (libs/analytics/sql/marts.sql).
 
-Every function takes an open DuckDB connection (libs.warehouse.load.connect_duckdb), so a caller chooses the
-warehouse file and its lifetime; a mart that was never built raises AnalyticsError saying so.
+Every function takes an open read connection, so a caller chooses the warehouse and its lifetime: DuckDB
+(libs.warehouse.load.connect_duckdb) locally, Redshift through the Data API in AWS
+(libs.warehouse.redshift_query.RedshiftQueryConnection, which transpiles these DuckDB-dialect statements). The SQL keeps
+to what both engines run the same way (no UNNEST of lists, no DuckDB-only functions); a test runs every function on
+both and compares the pages. A mart or table that was never built raises AnalyticsError saying so.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import duckdb
 
+from libs.fraud.catalog import FRAUD_RULES
+from libs.warehouse.redshift_query import RedshiftMissingTableError
+
 MAX_LIMIT = 1000
+MISSING_TABLE_ERRORS = (duckdb.CatalogException, RedshiftMissingTableError)
+
+
+class Rows(Protocol):
+    def fetchall(self) -> list[Any]: ...
+
+
+class ReadConnection(Protocol):
+    """What the query functions need of a warehouse: DuckDB's connection, or RedshiftQueryConnection."""
+
+    def execute(self, query: str, parameters: Any = ..., /) -> Rows: ...
 T = TypeVar("T")
 
 
@@ -126,7 +143,7 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, Decimal) else value
 
 
-def _page(connection: duckdb.DuckDBPyConnection, row_type: type[T], table: str, where: dict[str, tuple[str, Any]],
+def _page(connection: ReadConnection, row_type: type[T], table: str, where: dict[str, tuple[str, Any]],
           *, order: str, limit: int, offset: int) -> Page[T]:
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         msg = f"paging: expected 1 <= limit <= {MAX_LIMIT} and offset >= 0, found limit {limit}, offset {offset}"
@@ -138,14 +155,14 @@ def _page(connection: duckdb.DuckDBPyConnection, row_type: type[T], table: str, 
            + f" ORDER BY {order} LIMIT ? OFFSET ?")
     try:
         rows = connection.execute(sql, [*params, limit + 1, offset]).fetchall()
-    except duckdb.CatalogException as exc:
+    except MISSING_TABLE_ERRORS as exc:
         msg = f"mart {table} does not exist yet: run the daily batch (claims batch) to build the marts"
         raise AnalyticsError(msg) from exc
     built = [row_type(*[_number(v) for v in row]) for row in rows[:limit]]
     return Page(rows=built, limit=limit, offset=offset, has_more=len(rows) > limit)
 
 
-def daily_kpis(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None, date_to: date | None = None,
+def daily_kpis(connection: ReadConnection, *, date_from: date | None = None, date_to: date | None = None,
                limit: int = 100, offset: int = 0) -> Page[DailyKpi]:
     """Claims, billed amount, valid ratio, replacements and voids per intake day, newest first."""
     where = {"from": ("intake_date >= ?", date_from), "to": ("intake_date <= ?", date_to)}
@@ -153,7 +170,7 @@ def daily_kpis(connection: duckdb.DuckDBPyConnection, *, date_from: date | None 
                  order="intake_date DESC", limit=limit, offset=offset)
 
 
-def pmpm(connection: duckdb.DuckDBPyConnection, *, payer_id: str | None = None, month_from: date | None = None,
+def pmpm(connection: ReadConnection, *, payer_id: str | None = None, month_from: date | None = None,
          month_to: date | None = None, limit: int = 100, offset: int = 0) -> Page[PmpmRow]:
     """PMPM and utilization per 1,000 member months by payer and month (months with eligibility)."""
     where = {"payer": ("payer_id = ?", payer_id), "from": ("month >= ?", month_from), "to": ("month <= ?", month_to)}
@@ -161,7 +178,7 @@ def pmpm(connection: duckdb.DuckDBPyConnection, *, payer_id: str | None = None, 
                  order="month DESC, payer_id", limit=limit, offset=offset)
 
 
-def top_diagnoses(connection: duckdb.DuckDBPyConnection, *, month: date | None = None, top: int = 10,
+def top_diagnoses(connection: ReadConnection, *, month: date | None = None, top: int = 10,
                   limit: int = 100, offset: int = 0) -> Page[DiagnosisRank]:
     """The `top` principal diagnoses of each service month by claim count."""
     where = {"month": ("month = ?", month), "top": ("rank <= ?", top)}
@@ -169,7 +186,7 @@ def top_diagnoses(connection: duckdb.DuckDBPyConnection, *, month: date | None =
                  order="month DESC, rank", limit=limit, offset=offset)
 
 
-def top_procedures(connection: duckdb.DuckDBPyConnection, *, month: date | None = None, top: int = 10,
+def top_procedures(connection: ReadConnection, *, month: date | None = None, top: int = 10,
                    limit: int = 100, offset: int = 0) -> Page[ProcedureRank]:
     """The `top` procedure codes of each service month by line count."""
     where = {"month": ("month = ?", month), "top": ("rank <= ?", top)}
@@ -177,7 +194,7 @@ def top_procedures(connection: duckdb.DuckDBPyConnection, *, month: date | None 
                  order="month DESC, rank", limit=limit, offset=offset)
 
 
-def provider_profiles(connection: duckdb.DuckDBPyConnection, *, npi: str | None = None,
+def provider_profiles(connection: ReadConnection, *, npi: str | None = None,
                       specialty: str | None = None, min_claims: int = 0, limit: int = 100,
                       offset: int = 0) -> Page[ProviderProfile]:
     """Rendering providers: volume, billed per member, level-5 E/M share against the specialty's, alerted claims."""
@@ -187,7 +204,7 @@ def provider_profiles(connection: duckdb.DuckDBPyConnection, *, npi: str | None 
                  order="claims DESC, npi", limit=limit, offset=offset)
 
 
-def quarantine_trend(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+def quarantine_trend(connection: ReadConnection, *, date_from: date | None = None,
                      date_to: date | None = None, reason_code: str | None = None, limit: int = 100,
                      offset: int = 0) -> Page[QuarantineCount]:
     """Quarantined claims per day, reason code and source format, newest first."""
@@ -197,7 +214,7 @@ def quarantine_trend(connection: duckdb.DuckDBPyConnection, *, date_from: date |
                  order="summary_date DESC, claim_count DESC, reason_code, source_format", limit=limit, offset=offset)
 
 
-def data_quality(connection: duckdb.DuckDBPyConnection, *, source_format: str | None = None,
+def data_quality(connection: ReadConnection, *, source_format: str | None = None,
                  field_name: str | None = None, limit: int = 100, offset: int = 0) -> Page[FieldQuality]:
     """Valid / invalid / missing claims per source format and canonical field."""
     where = {"source": ("source_format = ?", source_format), "field": ("field_name = ?", field_name)}
@@ -294,20 +311,20 @@ def _filters(conditions: list[tuple[str, Any]]) -> tuple[str, list[Any]]:
     return "".join(f" AND {condition}" for condition, _ in used), [value for _, value in used]
 
 
-def _fetch_page(connection: duckdb.DuckDBPyConnection, row_type: type[T], what: str, sql: str, params: list[Any],
+def _fetch_page(connection: ReadConnection, row_type: type[T], what: str, sql: str, params: list[Any],
                 *, limit: int, offset: int) -> Page[T]:
     """Run `sql` (ending in ORDER BY, without LIMIT) for one page; a missing table says how to build it."""
     _check_paging(limit, offset)
     try:
         rows = connection.execute(f"{sql} LIMIT ? OFFSET ?", [*params, limit + 1, offset]).fetchall()
-    except duckdb.CatalogException as exc:
+    except MISSING_TABLE_ERRORS as exc:
         msg = f"{what}: a warehouse table is missing ({str(exc).splitlines()[0]}); {BUILD_HINT}"
         raise AnalyticsError(msg) from exc
     built = [row_type(*[_number(v) for v in row]) for row in rows[:limit]]
     return Page(rows=built, limit=limit, offset=offset, has_more=len(rows) > limit)
 
 
-def claims_summary(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+def claims_summary(connection: ReadConnection, *, date_from: date | None = None,
                    date_to: date | None = None, claim_type: str | None = None, payer_id: str | None = None,
                    limit: int = 100, offset: int = 0) -> Page[ClaimsSummaryRow]:
     """Standing claims and billed amount by intake day, claim type and payer, with the day's valid ratio; newest
@@ -333,7 +350,7 @@ def claims_summary(connection: duckdb.DuckDBPyConnection, *, date_from: date | N
                        limit=limit, offset=offset)
 
 
-def billing_providers(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+def billing_providers(connection: ReadConnection, *, date_from: date | None = None,
                       date_to: date | None = None, min_claims: int = 0, order_by: str = "billed", limit: int = 20,
                       offset: int = 0) -> Page[BillingProviderRow]:
     """The top billing providers of the intake days chosen, by billed amount (or claims, or alerts)."""
@@ -347,7 +364,8 @@ def billing_providers(connection: duckdb.DuckDBPyConnection, *, date_from: date 
             SELECT c.billing_npi AS npi, COUNT(*) AS claims, COALESCE(SUM(c.total_charge), 0) AS billed_amount,
                    SUM(CASE WHEN COALESCE(c.fraud_codes, '') <> '' THEN 1 ELSE 0 END) AS alerted_claims,
                    SUM(CASE WHEN COALESCE(c.fraud_codes, '') <> ''
-                            THEN LEN(STRING_SPLIT(c.fraud_codes, ',')) ELSE 0 END) AS alerts
+                            THEN LENGTH(c.fraud_codes) - LENGTH(REPLACE(c.fraud_codes, ',', '')) + 1
+                            ELSE 0 END) AS alerts
             FROM claims AS c
             WHERE c.is_voided = FALSE AND c.billing_npi IS NOT NULL{where}
             GROUP BY c.billing_npi
@@ -359,7 +377,7 @@ def billing_providers(connection: duckdb.DuckDBPyConnection, *, date_from: date 
                        limit=limit, offset=offset)
 
 
-def _top_reasons(connection: duckdb.DuckDBPyConnection, keys: list[tuple[date, str]],
+def _top_reasons(connection: ReadConnection, keys: list[tuple[date, str]],
                  top: int) -> dict[tuple[date, str], tuple[ReasonCount, ...]]:
     """The `top` reason codes of each (day, source format) of `keys`, most claims first (one query for the page:
     the page's day range and formats select the rows, the keys keep the pairs the page has)."""
@@ -383,7 +401,7 @@ def _top_reasons(connection: duckdb.DuckDBPyConnection, keys: list[tuple[date, s
     return {key: tuple(reasons) for key, reasons in found.items()}
 
 
-def quality_by_day(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+def quality_by_day(connection: ReadConnection, *, date_from: date | None = None,
                    date_to: date | None = None, source_format: str | None = None, top: int = 3, limit: int = 100,
                    offset: int = 0) -> Page[QualityRow]:
     """Valid ratio and the `top` quarantine reason codes by intake day and source format; newest day first."""
@@ -407,7 +425,17 @@ def quality_by_day(connection: duckdb.DuckDBPyConnection, *, date_from: date | N
     return Page(rows=rows, limit=page.limit, offset=page.offset, has_more=page.has_more)
 
 
-def fraud_alerts_by_rule(connection: duckdb.DuckDBPyConnection, *, date_from: date | None = None,
+def _code_positions() -> str:
+    """A one-column table n = 1..len(FRAUD_RULES): the positions of fraud_codes' comma-separated codes.
+
+    Why not UNNEST(STRING_SPLIT(...)): Redshift has no list type to unnest; SPLIT_PART by position runs the same on
+    both warehouses. fraud_codes holds each rule at most once (the batch collects a set), so a claim has at most
+    len(FRAUD_RULES) codes and every one is reached.
+    """
+    return " UNION ALL ".join(f"SELECT {n} AS n" for n in range(1, len(FRAUD_RULES) + 1))
+
+
+def fraud_alerts_by_rule(connection: ReadConnection, *, date_from: date | None = None,
                          date_to: date | None = None, rule: str | None = None, limit: int = 100,
                          offset: int = 0) -> Page[FraudAlertCount]:
     """Standing claims alerted per fraud rule and intake day (from the claims' fraud_codes); newest day first."""
@@ -416,9 +444,9 @@ def fraud_alerts_by_rule(connection: duckdb.DuckDBPyConnection, *, date_from: da
     sql = f"""
         SELECT intake_date, rule, COUNT(*) AS alerts, COALESCE(SUM(total_charge), 0) AS billed_amount
         FROM (
-            SELECT ingest_date AS intake_date, total_charge, TRIM(UNNEST(STRING_SPLIT(fraud_codes, ','))) AS rule
-            FROM claims
-            WHERE is_voided = FALSE AND ingest_date IS NOT NULL AND COALESCE(fraud_codes, '') <> ''{where}
+            SELECT c.ingest_date AS intake_date, c.total_charge, TRIM(SPLIT_PART(c.fraud_codes, ',', p.n)) AS rule
+            FROM claims AS c CROSS JOIN ({_code_positions()}) AS p
+            WHERE c.is_voided = FALSE AND c.ingest_date IS NOT NULL AND COALESCE(c.fraud_codes, '') <> ''{where}
         ) AS alerted
         WHERE rule <> ''{rule_where}
         GROUP BY intake_date, rule

@@ -67,7 +67,7 @@ class ApiContext:
 def build_context(settings: Settings, *, registry: CollectorRegistry = REGISTRY, verifier: TokenVerifier | None = None,
                   ingest: IngestService | None = None, batches: BatchRunner | None = None,
                   limiter: RateLimiter | None = None, lag_sources: Sequence[LagSource] | None = None,
-                  web_assets: Path = WEB_ASSETS_DIR) -> ApiContext:
+                  web_assets: Path = WEB_ASSETS_DIR, warehouse: AnalyticsWarehouse | None = None) -> ApiContext:
     """The context for `settings`: fails at start-up without a PHI protector or a way to verify tokens."""
     api = settings.api
     return ApiContext(
@@ -80,7 +80,7 @@ def build_context(settings: Settings, *, registry: CollectorRegistry = REGISTRY,
         metrics=api_metrics(registry),
         audit=RequestAuditLog(settings.security.audit_log),
         registry=registry,
-        warehouse=AnalyticsWarehouse(settings),
+        warehouse=warehouse or AnalyticsWarehouse(settings),
         lag_sources=tuple(default_sources(settings.monitoring) if lag_sources is None else lag_sources),
         web_assets=web_assets,
     )

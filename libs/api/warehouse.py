@@ -1,4 +1,5 @@
-"""The analytics routes' access to the warehouse: one short read-only DuckDB connection per request.
+"""The analytics routes' access to the warehouse: one short read-only DuckDB connection per request locally, the
+Redshift Data API in AWS.
 
 Why per request and read-only: the daily batch (a child process of the API, or `claims batch`) writes the same DuckDB
 file, and DuckDB lets one process write only while no other process holds the file. A connection kept open by the
@@ -7,7 +8,11 @@ leaves the file free between requests, and a request that meets the batch's writ
 Retry-After instead of waiting. Opening a DuckDB file is a few milliseconds, well inside the analytics latency budget.
 
 A missing warehouse is not a server fault but a pipeline that has not run yet: the 503 names the command that
-builds it. Redshift (in AWS) is not served by these routes yet; they say so rather than pretend.
+builds it.
+
+In AWS (`warehouse.kind: redshift`) the same query functions run on Redshift through
+libs.warehouse.redshift_query (the cluster is in private subnets; the Data API is IAM-authorised HTTPS). A failed or
+slow statement is a 503 naming the cluster; a table the batch has not created yet names the batch command.
 """
 
 from __future__ import annotations
@@ -16,12 +21,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from libs.settings import Settings, WarehouseKind
 from libs.warehouse.dialect import table_columns
 from libs.warehouse.load import BatchRun
+from libs.warehouse.redshift import RedshiftTarget
+from libs.warehouse.redshift_query import RedshiftMissingTableError, RedshiftQueryConnection, RedshiftQueryError
+
+if TYPE_CHECKING:
+    from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
+
+    from libs.analytics.queries import ReadConnection
 
 BUILD_COMMAND = "claims batch --date YYYY-MM-DD"
 BUSY_RETRY_SECONDS = 5
@@ -38,18 +51,25 @@ class WarehouseUnavailableError(RuntimeError):
 class AnalyticsWarehouse:
     """Opens the configured warehouse for one query at a time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, redshift_client: RedshiftDataAPIServiceClient | None = None) -> None:
         self.kind = settings.warehouse.kind
         self.path: Path = settings.warehouse.duckdb_path
+        self._settings = settings
+        self._redshift_client = redshift_client
 
     @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection to the DuckDB file, closed on exit; WarehouseUnavailableError when there is no
-        file, the batch holds the write lock, or the warehouse is Redshift."""
-        if self.kind is not WarehouseKind.DUCKDB:
-            msg = (f"expected the local DuckDB warehouse, found warehouse.kind {self.kind.value}: the analytics "
-                   "routes do not query Redshift yet (use the Redshift query editor on the marts)")
-            raise WarehouseUnavailableError(msg)
+    def connection(self) -> Iterator[ReadConnection]:
+        """A read connection, closed on exit; WarehouseUnavailableError when it cannot answer now (no DuckDB file,
+        the batch holds DuckDB's write lock, Redshift not configured, a Redshift statement failed or timed out)."""
+        if self.kind is WarehouseKind.REDSHIFT:
+            with self._redshift() as connection:
+                yield connection
+            return
+        with self._duckdb() as duck:
+            yield duck
+
+    @contextmanager
+    def _duckdb(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if not self.path.is_file():
             msg = f"no warehouse at {self.path}: build it with `{BUILD_COMMAND}` (or `make run`)"
             raise WarehouseUnavailableError(msg)
@@ -65,8 +85,33 @@ class AnalyticsWarehouse:
         finally:
             connection.close()
 
+    @contextmanager
+    def _redshift(self) -> Iterator[RedshiftQueryConnection]:
+        warehouse = self._settings.warehouse
+        if not warehouse.redshift_cluster_id or not warehouse.redshift_secret_arn:
+            msg = ("expected warehouse.redshift_cluster_id and warehouse.redshift_secret_arn (stack outputs), "
+                   "found them unset")
+            raise WarehouseUnavailableError(msg)
+        target = RedshiftTarget(warehouse.redshift_cluster_id, warehouse.redshift_database,
+                                warehouse.redshift_secret_arn)
+        try:
+            yield RedshiftQueryConnection(self._data_api(), target)
+        except RedshiftMissingTableError:
+            raise  # the query functions turn it into "run the batch"
+        except RedshiftQueryError as exc:
+            raise WarehouseUnavailableError(str(exc), retry_after_seconds=BUSY_RETRY_SECONDS) from None
 
-def recent_batch_runs(connection: duckdb.DuckDBPyConnection, *, limit: int = 20) -> list[BatchRun]:
+    def _data_api(self) -> Any:
+        if self._redshift_client is None:
+            import boto3  # noqa: PLC0415  (only in AWS)
+
+            aws = self._settings.aws
+            self._redshift_client = boto3.client("redshift-data", region_name=aws.region,
+                                                 endpoint_url=aws.endpoint_url)
+        return self._redshift_client
+
+
+def recent_batch_runs(connection: ReadConnection, *, limit: int = 20) -> list[BatchRun]:
     """The newest rows of the batch_runs ledger (batch pipeline), on a read-only connection.
 
     Not libs.warehouse.load.batch_runs_duckdb: that opens the file read-write (and migrates it), which the API must

@@ -36,9 +36,8 @@ LINES = [("C1", 1, "99215", None, 1, 200), ("C2", 1, None, "0120", 2, 1000), ("C
          ("C4", 1, "99213", None, 1, 999)]
 
 
-@pytest.fixture
-def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    connection = connect_duckdb(tmp_path / "warehouse.duckdb")
+def fill_hand_warehouse(connection: duckdb.DuckDBPyConnection) -> None:
+    """The hand-computed claims, lines, eligibility, intake, field quality, reasons and reference rows above."""
     placeholders = ", ".join("?" for _ in CLAIM_COLUMNS.split(", "))
     connection.executemany(f"INSERT INTO claims ({CLAIM_COLUMNS}) VALUES ({placeholders})", CLAIMS)
     connection.executemany("INSERT INTO claim_lines (claim_id, line_number, procedure_code, revenue_code, units, "
@@ -56,6 +55,12 @@ def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     connection.execute("INSERT INTO providers (npi, taxonomy, specialty, claim_count) VALUES "
                        "('1000000001', '207Q00000X', 'family medicine', 2)")
     connection.execute("INSERT INTO ref_specialties VALUES ('207Q00000X', 'family medicine', 0.05)")
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    connection = connect_duckdb(tmp_path / "warehouse.duckdb")
+    fill_hand_warehouse(connection)
     rebuild_marts(connection)
     yield connection
     connection.close()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from libs.api.batches import BatchRunner
 from libs.api.context import ApiContext, build_context
 from libs.api.ratelimit import RateLimiter
 from libs.api.stream_lag import LagSource
+from libs.api.warehouse import AnalyticsWarehouse
 from libs.kafka.broker import free_port
 from libs.settings import Settings
 from tests.api.batch_targets import gated_batch
@@ -124,9 +126,11 @@ def serve_analytics(tmp_path: Path) -> Iterator[Callable[..., AnalyticsServer]]:
     stack = contextlib.ExitStack()
 
     def factory(*, lag_sources: Sequence[LagSource] = (), web_assets: Path | None = None,
-                settings: Settings | None = None) -> AnalyticsServer:
+                settings: Settings | None = None, warehouse: AnalyticsWarehouse | None = None) -> AnalyticsServer:
         settings = settings or sample_settings(tmp_path / "api")
-        extra = {"web_assets": web_assets} if web_assets is not None else {}
+        extra: dict[str, Any] = {"web_assets": web_assets} if web_assets is not None else {}
+        if warehouse is not None:
+            extra["warehouse"] = warehouse
         context = build_context(settings, registry=CollectorRegistry(), lag_sources=lag_sources, **extra)
         server = stack.enter_context(running_server(context))
         return AnalyticsServer(server.url, context, LocalTokenIssuer(settings))

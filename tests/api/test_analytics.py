@@ -16,10 +16,13 @@ import pytest
 
 from libs.api.auth import Role
 from libs.api.stream_lag import LagSource, default_sources
+from libs.api.warehouse import AnalyticsWarehouse
 from libs.kafka.broker import free_port
 from libs.model.phi import phi_fields
+from libs.settings import WarehouseKind, WarehouseSettings
 from libs.warehouse.load import BatchRun, connect_duckdb, record_run_duckdb
 from tests.api.conftest import AnalyticsServer
+from tests.warehouse.redshift_data_fake import RedshiftDataFake
 
 ROUTES = ("/v1/analytics/summary", "/v1/analytics/providers", "/v1/analytics/quality", "/v1/analytics/fraud")
 TOKENS = ("tok:v1:member-a", "tok:v1:member-b", "tok:v1:member-c", "tok:v1:member-d")
@@ -306,3 +309,27 @@ def test_missing_chart_libraries_name_the_make_target(serve_analytics: Callable[
     for response in (page, vega):
         assert response.status_code == 503
         assert "make web-assets" in response.json()["detail"]
+
+
+def test_in_aws_the_same_routes_answer_from_redshift(serve_analytics: Callable[..., AnalyticsServer],
+                                                     api: AnalyticsServer):
+    """warehouse.kind redshift: the routes run the same queries through the Data API (a stand-in answering from the
+    same warehouse file) and answer what the DuckDB server answers; a failing statement is a 503 naming the cluster."""
+    local = api.settings
+    settings = local.model_copy(update={"warehouse": WarehouseSettings(
+        kind=WarehouseKind.REDSHIFT, redshift_cluster_id="claims-dev",
+        redshift_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:claims-admin")})
+    fake = RedshiftDataFake(local.warehouse.duckdb_path)
+    redshift = serve_analytics(settings=settings,
+                               warehouse=AnalyticsWarehouse(settings, redshift_client=fake.client))
+    for route in ROUTES:
+        assert _get(redshift, route) == _get(api, route), route
+    assert _get(redshift, "/v1/batches")["ledger"] == _get(api, "/v1/batches")["ledger"]
+    assert {request["ClusterIdentifier"] for request in fake.requests if "ClusterIdentifier" in request} == {
+        "claims-dev"}
+    fake.fail_next = "ERROR: permission denied for relation claims"
+    with redshift.client() as client:
+        response = client.get("/v1/analytics/summary", headers=redshift.headers(Role.ANALYST))
+    assert response.status_code == 503
+    assert "claims-dev" in response.json()["detail"]
+    assert "permission denied" in response.json()["detail"]

@@ -15,7 +15,7 @@ from libs.api.batches import BatchAlreadyRunningError, BatchJob
 from libs.api.context import context_of, require
 from libs.api.problems import ApiProblem
 from libs.api.warehouse import WarehouseUnavailableError, recent_batch_runs
-from libs.settings import WarehouseKind
+from libs.warehouse.redshift_query import RedshiftQueryError
 
 router = APIRouter(tags=["batches"])
 LEDGER_ROWS = 20
@@ -32,15 +32,14 @@ def _job_answer(job: BatchJob) -> dict[str, Any]:
 
 
 def _ledger(request: Request) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """Recent rows of the warehouse's batch_runs ledger (local DuckDB, read-only), or why they cannot be read now."""
+    """Recent rows of the warehouse's batch_runs ledger (DuckDB read-only, or Redshift), or why they cannot be read
+    now."""
     context = context_of(request)
-    if context.settings.warehouse.kind is not WarehouseKind.DUCKDB:
-        return None, "the batch_runs ledger is in Redshift; query it there"
     try:
         with context.warehouse.connection() as connection:
             runs = recent_batch_runs(connection, limit=LEDGER_ROWS)
-    except WarehouseUnavailableError as exc:  # no warehouse yet, or a running batch holds DuckDB's write lock
-        return None, str(exc)
+    except (WarehouseUnavailableError, RedshiftQueryError) as exc:  # no warehouse yet, a batch holds DuckDB's lock,
+        return None, str(exc)                                      # or Redshift has no ledger yet
     except duckdb.Error as exc:
         return None, f"the ledger cannot be read now ({type(exc).__name__})"
     rows = [{"batch_run_id": run.batch_run_id, "run_date": run.run_date.isoformat() if run.run_date else None,
