@@ -47,13 +47,13 @@ def parse_day(text: str) -> date:
 
 
 def check(settings: Settings, day: date | None) -> None:
-    """The batch's preflight (libs.batch.job.preflight_batch); a refusal is recorded in batch_runs, then re-raised."""
-    from libs.batch.job import preflight_batch, record_refused  # noqa: PLC0415  (PySpark only when a job runs)
+    """The batch's preflight (libs.batch.job.check_batch: a refusal is recorded in batch_runs) and, on a refusal, the
+    monitoring status file; then re-raised."""
+    from libs.batch.job import check_batch  # noqa: PLC0415  (PySpark only when a job runs)
 
     try:
-        preflight_batch(settings, day)
-    except PreflightError as refused:
-        record_refused(settings, day, str(refused))
+        check_batch(settings, day)
+    except PreflightError:
         record_batch_run(BATCH_STATUS_FILE, succeeded=False, day=day, started_at=time.time())
         raise
 

@@ -25,6 +25,7 @@ from typing import Any
 from libs.settings import Settings
 
 Target = Callable[[Settings, date | None, Connection], None]
+Check = Callable[[Settings, date | None], None]
 MAX_REMEMBERED_JOBS = 200
 
 
@@ -99,13 +100,24 @@ def run_batch_in_child(settings: Settings, day: date | None, conn: Connection) -
     conn.send(("succeeded", result.run.batch_run_id, dict(result.counts)))
 
 
+def check_batch_before_start(settings: Settings, day: date | None) -> None:
+    """The batch's preflight (libs.batch.job.check_batch) before a child starts: a missing broker, topic, stream
+    table or day of claims raises PreflightError (HTTP 503) in seconds with the line `claims batch` prints, and the
+    refusal is in batch_runs, instead of a 202 for a run that fails after a JVM start."""
+    from libs.batch.job import check_batch  # noqa: PLC0415  (imports PySpark: only when a run is asked for)
+
+    check_batch(settings, day)
+
+
 class BatchRunner:
     """Starts batch runs in child processes and tracks them; one active run per date."""
 
     def __init__(self, settings: Settings, *, target: Target = run_batch_in_child,
+                 check: Check = check_batch_before_start,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._settings = settings
         self._target = target
+        self._check = check
         self._clock = clock
         self._jobs: dict[str, BatchJob] = {}
         self._lock = threading.Lock()
@@ -113,7 +125,13 @@ class BatchRunner:
         self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
 
     def submit(self, day: date | None, requested_by: str) -> BatchJob:
-        """Start a run for `day` (None: all of silver); BatchAlreadyRunningError while one for that date is active."""
+        """Start a run for `day` (None: all of silver); BatchAlreadyRunningError while one for that date is active,
+        PreflightError (libs.preflight) when a dependency of the batch is missing."""
+        with self._lock:
+            for job in self._jobs.values():
+                if job.active and job.run_date == day:
+                    raise BatchAlreadyRunningError(job)
+        self._check(self._settings, day)
         with self._lock:
             for job in self._jobs.values():
                 if job.active and job.run_date == day:

@@ -75,6 +75,16 @@ def preflight_batch(settings: Settings, day: date | None) -> None:
     preflight(settings, BATCH_NEEDS)
 
 
+def check_batch(settings: Settings, day: date | None) -> None:
+    """`preflight_batch`, with a refusal recorded in batch_runs (the same line the person or API client reads)
+    before the PreflightError is re-raised: `claims batch` and `POST /v1/batches` refuse the same way."""
+    try:
+        preflight_batch(settings, day)
+    except PreflightError as refused:
+        record_refused(settings, day, str(refused))
+        raise
+
+
 def record_refused(settings: Settings, day: date | None, reason: str, *, app_version: str | None = None
                    ) -> load.BatchRun:
     """A `failed` batch_runs row for a run refused before it started, with the same line the person saw."""

@@ -333,3 +333,20 @@ def test_in_aws_the_same_routes_answer_from_redshift(serve_analytics: Callable[.
     assert response.status_code == 503
     assert "claims-dev" in response.json()["detail"]
     assert "permission denied" in response.json()["detail"]
+
+
+def test_a_batch_asked_for_without_its_dependencies_is_refused_at_once(api: AnalyticsServer):
+    """No stream tables in the lake: 503 in seconds with the line `claims batch` prints (naming the fix), the refusal
+    in the batch_runs ledger, and no job started."""
+    started = time.monotonic()
+    with api.client() as client:
+        response = client.post("/v1/batches", json={"date": "2026-02-02"}, headers=api.headers(Role.OPERATOR))
+    assert response.status_code == 503, response.text
+    assert time.monotonic() - started < 10
+    detail = response.json()["detail"]
+    assert detail.startswith("expected ")
+    assert "make run" in detail
+    listed = _get(api, "/v1/batches", Role.OPERATOR)
+    assert listed["jobs"] == []
+    refused = [run for run in listed["ledger"] if run["status"] == "failed"]
+    assert [(run["run_date"], run["error"]) for run in refused] == [("2026-02-02", detail)]

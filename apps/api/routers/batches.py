@@ -15,6 +15,7 @@ from libs.api.batches import BatchAlreadyRunningError, BatchJob
 from libs.api.context import context_of, require
 from libs.api.problems import ApiProblem
 from libs.api.warehouse import WarehouseUnavailableError, recent_batch_runs
+from libs.preflight import PreflightError
 from libs.warehouse.redshift_query import RedshiftQueryError
 
 router = APIRouter(tags=["batches"])
@@ -68,7 +69,10 @@ def get_batch(job_id: str, request: Request,
     return _job_answer(job)
 
 
-@router.post("/v1/batches", status_code=202, responses={409: {"description": "A run for that date is running."}})
+@router.post("/v1/batches", status_code=202, responses={
+    409: {"description": "A run for that date is running."},
+    503: {"description": "A dependency of the batch is missing (broker, alerts topic, the stream's tables, claims of "
+                         "that day): the detail is the line `claims batch` prints, with the command that fixes it."}})
 def post_batch(request: Request, principal: Annotated[Principal, Depends(require(Role.OPERATOR))],
                body: BatchRequest | None = None) -> JSONResponse:
     """Run the daily batch (silver -> warehouse, batch fraud screens) for a date in the background: 202 and a status
@@ -78,5 +82,7 @@ def post_batch(request: Request, principal: Annotated[Principal, Depends(require
         job = context_of(request).batches.submit(day, requested_by=principal.subject)
     except BatchAlreadyRunningError as exc:
         raise ApiProblem(409, str(exc), extra={"job": _job_answer(exc.job)}) from None
+    except PreflightError as exc:
+        raise ApiProblem(503, str(exc)) from None
     answer = _job_answer(job)
     return JSONResponse(answer, status_code=202, headers={"Location": answer["status_url"]})
