@@ -16,13 +16,24 @@ Prometheus package, and EPEL is not supported there, so the node installs the up
 unpacks it. Why infra ships it and not `make deploy-apps`: bootstrap actions run when the cluster is created (during
 `pulumi up`, before a new stack's first `deploy-apps`) and their arguments are fixed then, while deploy-apps' keys
 are content-addressed per release; the tarball belongs to the cluster's lifecycle, like this script.
+
+The stream's driver does not run on the primary node: the deploy submits it in YARN cluster mode (driver retries), so
+it runs in the application master on a core node, wherever YARN put the current attempt. The same bootstrap action
+installs infra/yarn_discovery.py (standard library only: it runs before any app wheel exists) as
+`claims-stream-discovery.service`, which asks the ResourceManager where the RUNNING application named like the
+streaming step runs and keeps the agent's file_sd file for the `claims-stream` job current (infra/monitoring.py
+points the job at it). The lag exporter, the other job the agent scrapes, is started on this node by the deploy (an
+EMR step, libs/deploy/emr_steps.py): it is part of the app wheel, which does not exist when the bootstrap runs.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from pathlib import Path
 
+from infra import yarn_discovery
+from libs.deploy.emr_steps import JobKind, step_name
 from libs.settings import MonitoringSettings
 
 PYTHON = "/usr/bin/python3.11"
@@ -48,6 +59,18 @@ AGENT_STORAGE_PATH = "/mnt/claims-prometheus-agent"
 AGENT_INSTALL_DIR = "/opt/claims-prometheus"
 # The agent's own HTTP endpoint (readiness, its metrics), on loopback: settings.monitoring.prometheus_port's default.
 AGENT_PORT: int = MonitoringSettings.model_fields["prometheus_port"].default
+
+# The stream driver's discovery (infra/yarn_discovery.py) beside the agent: the program, shipped by `pulumi up` beside
+# this script, its service, and the file_sd file it writes for the agent's claims-stream job.
+DISCOVERY_SOURCE = Path(yarn_discovery.__file__)
+DISCOVERY_SCRIPT_KEY = "bootstrap/claims-stream-discovery.py"
+DISCOVERY_SERVICE = "claims-stream-discovery"
+DISCOVERY_PROGRAM_PATH = f"{AGENT_INSTALL_DIR}/claims-stream-discovery.py"
+TARGETS_DIR = "/var/lib/claims-prometheus-targets"
+STREAM_TARGETS_FILE = f"{TARGETS_DIR}/claims-stream.json"
+# The YARN application name of the stream: spark-submit `--name`, which is the step name (cluster mode keeps it).
+STREAM_APP_NAME = step_name(JobKind.STREAMING)
+STREAM_METRICS_PORT: int = MonitoringSettings.model_fields["streaming_metrics_port"].default
 
 # Direct dependencies of the project that must not be installed on the cluster.
 NOT_ON_CLUSTER = frozenset({"pyspark", "delta-spark", "pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-policy"})
@@ -138,15 +161,28 @@ def agent_command(*, install_dir: str = AGENT_INSTALL_DIR, config_path: str = AG
             f"--storage.agent.path={storage_path}", f"--web.listen-address=127.0.0.1:{port}"]
 
 
+def discovery_command(*, python: str = PYTHON, program: str = DISCOVERY_PROGRAM_PATH,
+                      output: str = STREAM_TARGETS_FILE, app_name: str = STREAM_APP_NAME,
+                      port: int = STREAM_METRICS_PORT) -> list[str]:
+    """The discovery service's command line (its unit's ExecStart): a loop, every 15 s, that never exits on errors.
+
+    The ResourceManager's address is read from the node's yarn-site.xml on every pass (YARN is installed after the
+    bootstrap actions; the service simply logs until it answers).
+    """
+    return [python, program, "--app-name", app_name, "--port", str(port), "--output", output]
+
+
 def _agent_script() -> str:
     digests = "\n".join(f"  {machine}) arch={arch}; sha256={PROMETHEUS_SHA256[arch]} ;;"
                         for machine, arch in MACHINE_ARCHITECTURES.items())
     return f"""#!/bin/bash
 # Runs a Prometheus agent on the EMR primary node: it scrapes the claims apps' /metrics (configuration from SSM,
 # written by infra/monitoring.py) and remote-writes to Amazon Managed Prometheus with SigV4 (the instance role).
-# Core and task nodes exit at once. Arguments: S3 prefix of the pinned release tarballs, SSM parameter name, region.
+# It also installs the stream driver's discovery (YARN ResourceManager -> the agent's file_sd file for claims-stream).
+# Core and task nodes exit at once. Arguments: S3 prefix of the pinned release tarballs, SSM parameter name, region,
+# S3 URI of the discovery program.
 set -euo pipefail
-tarballs="$1"; parameter="$2"; region="$3"
+tarballs="$1"; parameter="$2"; region="$3"; discovery="$4"
 instance_info="${{EMR_INSTANCE_INFO:-/mnt/var/lib/info/instance.json}}"  # EMR's own description of this node
 if ! grep -Eq '"isMaster"[[:space:]]*:[[:space:]]*true' "$instance_info" 2>/dev/null; then
   exit 0
@@ -166,12 +202,33 @@ if ! echo "$sha256  $workdir/$release.tar.gz" | sha256sum --check --status; then
 fi
 aws ssm get-parameter --region "$region" --name "$parameter" --query Parameter.Value --output text \\
   > "$workdir/agent.yml"
+aws s3 cp --only-show-errors "$discovery" "$workdir/claims-stream-discovery.py"
+echo '[]' > "$workdir/claims-stream.json"  # no driver known yet: the discovery service fills it in
 tar -xzf "$workdir/$release.tar.gz" -C "$workdir" "$release/prometheus"
 id -u {AGENT_USER} >/dev/null 2>&1 || sudo useradd --system --no-create-home --shell /sbin/nologin {AGENT_USER}
 sudo install -d -m 0755 {AGENT_INSTALL_DIR} {AGENT_CONFIG_PATH.rsplit("/", 1)[0]}
 sudo install -d -m 0750 -o {AGENT_USER} {AGENT_STORAGE_PATH}
 sudo install -m 0755 "$workdir/$release/prometheus" {AGENT_INSTALL_DIR}/prometheus
 sudo install -m 0644 "$workdir/agent.yml" {AGENT_CONFIG_PATH}
+sudo install -m 0644 "$workdir/claims-stream-discovery.py" {DISCOVERY_PROGRAM_PATH}
+sudo install -d -m 0755 -o {AGENT_USER} {TARGETS_DIR}
+sudo test -e {STREAM_TARGETS_FILE} || \\
+  sudo install -m 0644 -o {AGENT_USER} "$workdir/claims-stream.json" {STREAM_TARGETS_FILE}
+sudo tee /etc/systemd/system/{DISCOVERY_SERVICE}.service >/dev/null <<'UNIT'
+[Unit]
+Description=Claims stream driver discovery: YARN ResourceManager to the Prometheus agent's file_sd targets
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+User={AGENT_USER}
+ExecStart={" ".join(discovery_command())}
+Restart=always
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+UNIT
 sudo tee /etc/systemd/system/{AGENT_SERVICE}.service >/dev/null <<'UNIT'
 [Unit]
 Description=Prometheus agent: claims pipeline metrics to Amazon Managed Prometheus
@@ -188,6 +245,7 @@ RestartSec=10
 WantedBy=multi-user.target
 UNIT
 sudo systemctl daemon-reload
+sudo systemctl enable --now {DISCOVERY_SERVICE}.service
 sudo systemctl enable --now {AGENT_SERVICE}.service
 """
 

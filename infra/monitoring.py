@@ -12,7 +12,9 @@ alerting works without any cluster of our own. Everything comes from the same fi
   tooling outside this stack;
 - scrape-jobs.yaml -> the scrape configuration of the Prometheus agent that runs beside the apps and remote-writes
   to the workspace (SigV4), stored in SSM Parameter Store for the nodes to read, and added to the in-cluster
-  Prometheus when Kubernetes is enabled.
+  Prometheus when Kubernetes is enabled. On EMR the `claims-stream` job's target comes from a file_sd file that the
+  primary node's discovery service keeps current from YARN (the driver runs on a core node, infra/yarn_discovery.py);
+  the other jobs are static on localhost.
 
 Teams that already run Kubernetes can also get Prometheus + Grafana (kube-prometheus-stack) with the dashboards in
 configs/monitoring/grafana/*.json; the Kubernetes provider is created by the program from stack config and passed
@@ -34,12 +36,18 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import yaml
 
+from infra import emr_bootstrap
+
 DASHBOARD_LABEL = "grafana_dashboard"
 ALERTMANAGER_FILE = "alertmanager.yml"
 SCRAPE_JOBS_FILE = "scrape-jobs.yaml"
 AGENT_CONFIG_FILE = "prometheus-agent.yml"
 PROMETHEUS_CHART = "kube-prometheus-stack"
 PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+# EMR jobs whose targets are not on the primary node: job -> the file_sd file the node's discovery service writes.
+EMR_FILE_SD_JOBS: Mapping[str, str] = {"claims-stream": emr_bootstrap.STREAM_TARGETS_FILE}
+# How often the agent re-reads a file_sd file besides reacting to its changes (inotify).
+FILE_SD_REFRESH_INTERVAL = "1m"
 
 
 class MonitoringAssetError(ValueError):
@@ -183,15 +191,30 @@ def emr_scrape_jobs(scrape_jobs_yaml: str) -> str:
 
 
 def agent_config(scrape_jobs_yaml: str, *, remote_write_url: str, region: str, cluster: str,
-                 host: str = "localhost") -> str:
+                 host: str = "localhost", file_sd: Mapping[str, str] = EMR_FILE_SD_JOBS) -> str:
     """prometheus.yml of the agent on the EMR primary node: the pipeline's `on_emr` scrape jobs, remote-written to
-    AMP with SigV4 (the instance role's credentials)."""
+    AMP with SigV4 (the instance role's credentials).
+
+    Jobs named in `file_sd` (job -> file) take their targets from that file_sd file instead of `host`: the stream's
+    driver runs wherever YARN placed it, and the discovery service on the node writes where (infra/yarn_discovery.py).
+    """
     document = yaml.safe_load(scrape_jobs_yaml)
+    configs = scrape_configs(emr_scrape_jobs(scrape_jobs_yaml), host)
+    unknown = sorted(set(file_sd) - {config["job_name"] for config in configs})
+    if unknown:
+        msg = (f"{SCRAPE_JOBS_FILE}: expected an 'on_emr: true' job for each discovered job {unknown}, found only "
+               f"{[config['job_name'] for config in configs]}")
+        raise MonitoringAssetError(msg)
+    for config in configs:
+        if config["job_name"] in file_sd:
+            del config["static_configs"]
+            config["file_sd_configs"] = [{"files": [file_sd[config["job_name"]]],
+                                          "refresh_interval": FILE_SD_REFRESH_INTERVAL}]
     config = {
         "global": {"scrape_interval": document.get("scrape_interval", "15s"),
                    "scrape_timeout": document.get("scrape_timeout", "10s"),
                    "external_labels": {"cluster": cluster}},
-        "scrape_configs": scrape_configs(emr_scrape_jobs(scrape_jobs_yaml), host),
+        "scrape_configs": configs,
         "remote_write": [{"url": remote_write_url, "sigv4": {"region": region},
                           # Small batches, sent often: alerts see fresh data without a large memory buffer.
                           "queue_config": {"max_samples_per_send": 1000, "batch_send_deadline": "5s"}}],

@@ -13,7 +13,10 @@ The bootstrap action (infra/emr_bootstrap.py) installs Python 3.11 and the apps'
 KMS-encrypted CodeArtifact mirror of PyPI, reached through VPC endpoints; the app wheel itself is shipped per step by
 `make deploy-apps`. When the monitoring component wrote an agent configuration, a second bootstrap action runs a
 Prometheus agent on the primary node (the pinned release tarball, uploaded here beside the scripts); the instance role
-may then read that one SSM parameter, and it may remote-write to the AMP workspace either way.
+may then read that one SSM parameter, and it may remote-write to the AMP workspace either way. The same action installs
+the stream driver's discovery (infra/yarn_discovery.py, uploaded here too): the stream runs in YARN cluster mode, so
+the agent scrapes its driver on a core node; the EMR client group (on every node) admits exactly that port between
+the cluster's nodes, so the path does not rest on the rules EMR adds to its managed groups.
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ class SparkCluster(pulumi.ComponentResource):
             service_role=service_role, instance_profile=instance_profile, security=security, domain=domain,
             repository=repository, depends_on=[*service_policies, instance_policy, *bootstrap_objects])
         self._create_managed_scaling(cluster)
+        self._create_stream_metrics_rules()
         self.cluster_id = cluster.id
         self.instance_role_arn = instance_role.arn
         self.security_configuration_name = security.name
@@ -250,6 +254,8 @@ class SparkCluster(pulumi.ComponentResource):
         }
         if self._args.runs_agent:
             files["agent-script"] = (emr_bootstrap.AGENT_SCRIPT_KEY, emr_bootstrap.AGENT_SCRIPT, "text/x-shellscript")
+            files["stream-discovery"] = (emr_bootstrap.DISCOVERY_SCRIPT_KEY,
+                                         emr_bootstrap.DISCOVERY_SOURCE.read_text(encoding="utf-8"), "text/x-python")
         objects = [
             aws.s3.BucketObjectv2(
                 f"{self._name}-{role}", bucket=self._args.artifact_bucket, key=key, content=content,
@@ -330,8 +336,28 @@ class SparkCluster(pulumi.ComponentResource):
             name="prometheus-agent",
             path=bucket.apply(lambda name: f"s3://{name}/{emr_bootstrap.AGENT_SCRIPT_KEY}"),
             args=[bucket.apply(lambda name: f"s3://{name}/{emr_bootstrap.AGENT_TARBALL_PREFIX}"),
-                  pulumi.Output.from_input(self._args.agent_config_parameter), self._args.region],
+                  pulumi.Output.from_input(self._args.agent_config_parameter), self._args.region,
+                  bucket.apply(lambda name: f"s3://{name}/{emr_bootstrap.DISCOVERY_SCRIPT_KEY}")],
         )]
+
+    def _create_stream_metrics_rules(self) -> None:
+        """The agent on the primary node scrapes the stream's driver on a core node: admit that one port between
+        the cluster's nodes in the client group, which every node carries (additional master and slave group).
+
+        EMR's managed groups already let the primary and core groups talk on every port in a private subnet; this
+        rule keeps the path open if those rules ever narrow, and says in code why the port must be reachable.
+        """
+        if not self._args.runs_agent:
+            return
+        group = self._args.client_security_group_id
+        port = emr_bootstrap.STREAM_METRICS_PORT
+        description = "Stream driver metrics: Prometheus agent (primary node) to the YARN application master"
+        aws.vpc.SecurityGroupIngressRule(
+            f"{self._name}-stream-metrics-in", security_group_id=group, referenced_security_group_id=group,
+            ip_protocol="tcp", from_port=port, to_port=port, description=description, opts=self._child())
+        aws.vpc.SecurityGroupEgressRule(
+            f"{self._name}-stream-metrics-out", security_group_id=group, referenced_security_group_id=group,
+            ip_protocol="tcp", from_port=port, to_port=port, description=description, opts=self._child())
 
     def _create_managed_scaling(self, cluster: aws.emr.Cluster) -> aws.emr.ManagedScalingPolicy:
         args = self._args

@@ -5,6 +5,10 @@ the Spark connector jars, (3) inspect the stack - objects in the artifact bucket
 plan every change, (4) stop if anything is blocked, before changing anything, then (5) upload artifacts,
 (6) create/update Kafka topics, (7) apply warehouse DDL, (8) replace EMR steps (they reference the artifacts and need
 the topics and tables), and (9) record the release in the ledger. A dry run stops after (4) and reports the plan.
+
+The EMR steps are the two Spark jobs and the lag exporter's install on the primary node (libs/deploy/emr_steps.py),
+all three from the same release artifacts the ledger records (wheel, config, shipped files). The exporter's step
+comes first in the request, so it takes a step slot before the streaming job holds one for good.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from libs.deploy import aws
 from libs.deploy.artifacts import (
@@ -26,15 +31,31 @@ from libs.deploy.artifacts import (
     upload,
     wheel_artifact,
 )
-from libs.deploy.emr_steps import JobArtifacts, JobKind, apply_changes, list_active_steps, reconcile, spark_submit_step
+from libs.deploy.emr_steps import (
+    EXPORTER_STEP_NAME,
+    JobArtifacts,
+    JobKind,
+    ServiceArtifacts,
+    StepChange,
+    apply_changes,
+    exporter_step,
+    latest_step,
+    list_active_steps,
+    reconcile,
+    reconcile_service,
+    spark_submit_step,
+)
 from libs.deploy.outputs import StackOutputs, check_stack_environment
 from libs.deploy.plan import Action, Component, DeployPlan, PlanItem
 from libs.deploy.redshift import RedshiftTarget, apply_ddl, plan_ddl
 from libs.deploy.redshift_migrations import apply_migrations, migrated_tables, plan_migrations
 from libs.deploy.render_config import CONFIG_FILE_NAME, DEFAULT_SHIPPED_FILES, ShippedFile, render_app_config
 from libs.deploy.state import Release, load_state, save_state
-from libs.settings import REPO_ROOT, Environment, KafkaSettings, SparkSettings
+from libs.settings import REPO_ROOT, Environment, KafkaSettings, Settings, SparkSettings
 from libs.warehouse.dialect import redshift_statements
+
+if TYPE_CHECKING:
+    from mypy_boto3_emr import EMRClient
 
 # ensure_topics(settings, topics_file, replication_factor) -> {topic name: "created" | "updated" | "unchanged"}
 TopicApplier = Callable[[KafkaSettings, Path, int | None], dict[str, str]]
@@ -137,6 +158,15 @@ def _shipped_files(shipped_files: tuple[ShippedFile, ...], plan: DeployPlan) -> 
     return files
 
 
+def _step_changes(emr: EMRClient, cluster_id: str, jobs: Mapping[JobKind, JobArtifacts], exporter: ServiceArtifacts,
+                  settings: Settings) -> list[StepChange]:
+    """The exporter's install step first (one-shot: the newest step of its name decides), then the Spark jobs."""
+    active = list_active_steps(emr, cluster_id)
+    exporter_change = reconcile_service(exporter_step(exporter, settings), active,
+                                        latest_step(emr, cluster_id, EXPORTER_STEP_NAME))
+    return [exporter_change, *reconcile([spark_submit_step(job, uris, settings) for job, uris in jobs.items()], active)]
+
+
 def deploy(outputs: StackOutputs, options: DeployOptions, *,
            topic_applier: TopicApplier | None = None) -> DeployPlan:
     """Deploy (or with dry_run, plan) the apps on the stack described by `outputs`; returns the report."""
@@ -175,8 +205,9 @@ def deploy(outputs: StackOutputs, options: DeployOptions, *,
                           jar_uris=jar_uris, file_uris=tuple((f.uri(bucket), f.filename) for f in files))
         for job, artifact in jobs.items()
     }
-    desired_steps = [spark_submit_step(job, uris, settings) for job, uris in job_artifacts.items()]
-    step_changes = reconcile(desired_steps, list_active_steps(emr, outputs.emr_cluster_id))
+    exporter = ServiceArtifacts(wheel_uri=wheel.uri(bucket), config_uri=config.uri(bucket),
+                                file_uris=tuple((f.uri(bucket), f.filename) for f in files))
+    step_changes = _step_changes(emr, outputs.emr_cluster_id, job_artifacts, exporter, settings)
 
     release = Release(wheel_uri=wheel.uri(bucket), config_uri=config.uri(bucket),
                       job_uris={job.value: a.uri(bucket) for job, a in jobs.items()},

@@ -11,6 +11,17 @@ Why `--jars` and not `--packages`: the EMR nodes have no route to the internet (
 Ivy cannot resolve Maven coordinates on the cluster. The connector jars (Kafka source/sink, Delta, MSK IAM auth) are
 the ones Maven resolved into .cache/jars/spark for local runs; the deploy uploads them as content-addressed artifacts
 and the step lists their s3:// URIs, so the cluster runs the very jars the jobs were tested with, offline.
+
+The lag exporter (`claims monitor exporter`, libs/monitoring/lag.py) is a service on the primary node, not a Spark
+job: the Prometheus agent there scrapes it on loopback, and it computes the stream's lag from the S3 checkpoint and
+MSK, so that the lag and stall alerts fire even when the stream is dead. It is part of the app wheel, which the EMR
+bootstrap cannot install (the wheel does not exist when the cluster is created), so the deploy installs it: one
+command-runner.jar step (EMR runs those on the primary node) that installs the release's wheel into the bootstrapped
+Python, puts the release's config and shipped files beside a systemd unit and restarts the service. That step
+finishes in seconds, so its idempotence differs from the Spark steps': the newest step of its name counts, finished
+or not. Identical arguments (same wheel, config, files and unit) that are pending, running or COMPLETED: nothing is
+submitted. Otherwise (a new release, or the last attempt failed or was cancelled) a new step is added, superseding
+the previous one; active steps of an older release are cancelled first so they cannot install it after the new one.
 """
 
 from __future__ import annotations
@@ -25,13 +36,23 @@ from libs.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_emr import EMRClient
-    from mypy_boto3_emr.type_defs import StepConfigTypeDef
+    from mypy_boto3_emr.type_defs import StepConfigTypeDef, StepSummaryTypeDef
 
 COMMAND_RUNNER_JAR = "command-runner.jar"
 CONFIG_ALIAS = "app-config.json"
 # AddJobFlowSteps: "the string values passed into HadoopJarStep object cannot exceed a total of 10240 characters".
 # The --jars list (one content-addressed URI per connector jar) is most of a step, so the deploy checks the total.
 MAX_HADOOP_JAR_STEP_CHARS = 10240
+
+# The lag exporter's service on the primary node. NODE_PYTHON is the interpreter the EMR bootstrap installs the
+# runtime dependencies into (infra/emr_bootstrap.PYTHON; a test keeps the two equal, libs never import infra).
+EXPORTER_STEP_NAME = "claims-lag-exporter"
+EXPORTER_SERVICE = "claims-lag-exporter"
+EXPORTER_USER = "claims-lag-exporter"
+EXPORTER_CONFIG_DIR = "/etc/claims-lag-exporter"
+EXPORTER_STATE_DIR = "/var/lib/claims-lag-exporter"
+NODE_PYTHON = "/usr/bin/python3.11"
+EXPORTER_READY_SECONDS = 60
 
 
 class JobKind(StrEnum):
@@ -95,18 +116,24 @@ class ExistingStep:
 
 @dataclass(frozen=True)
 class StepChange:
-    """What to do for one desired step: cancel these step ids, add the spec or not."""
+    """What to do for one desired step: cancel these step ids, add the spec or not.
+
+    `superseded_ids`: finished steps of an earlier release that the new step replaces (a one-shot step such as the
+    exporter's install); nothing is cancelled for them, but the plan calls the change a replacement.
+    """
 
     spec: StepSpec
     cancel_ids: tuple[str, ...] = field(default_factory=tuple)
     add: bool = False
     kept_id: str | None = None
+    superseded_ids: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def action(self) -> Action:
-        """Plan action: replace = cancel + add; update = cancel stale duplicates only."""
+        """Plan action: replace = cancel + add (or add over a finished earlier release); update = cancel stale
+        duplicates only."""
         if self.add:
-            return Action.REPLACE if self.cancel_ids else Action.CREATE
+            return Action.REPLACE if self.cancel_ids or self.superseded_ids else Action.CREATE
         return Action.UPDATE if self.cancel_ids else Action.UNCHANGED
 
     def plan_item(self, new_step_id: str | None = None) -> PlanItem:
@@ -116,6 +143,8 @@ class StepChange:
             parts.append(f"keep {self.kept_id}")
         if self.cancel_ids:
             parts.append(f"cancel {', '.join(self.cancel_ids)}")
+        if self.superseded_ids:
+            parts.append(f"supersede {', '.join(self.superseded_ids)}")
         if self.add:
             parts.append(f"added {new_step_id}" if new_step_id else "add new step")
         return PlanItem(Component.EMR_STEP, self.spec.name, self.action, "; ".join(parts))
@@ -136,6 +165,27 @@ def reconcile(desired: Sequence[StepSpec], existing: Sequence[ExistingStep]) -> 
         changes.append(StepChange(spec=spec, cancel_ids=cancel, add=kept is None,
                                   kept_id=kept.step_id if kept else None))
     return changes
+
+
+SERVICE_KEPT_STATES = (StepState.PENDING, StepState.RUNNING, StepState.COMPLETED)
+
+
+def reconcile_service(spec: StepSpec, active: Sequence[ExistingStep], latest: ExistingStep | None) -> StepChange:
+    """Decide for a one-shot install step (the exporter's): keep, or add and supersede. Pure, like `reconcile`.
+
+    `latest` is the newest step of the spec's name in any state (None on a cluster that never ran it), `active` the
+    cluster's PENDING/RUNNING steps. The newest step is kept when its arguments are the spec's and it is pending,
+    running or completed: the release is installed, or about to be. Anything else adds the spec; active steps of
+    the name that are not kept are cancelled (an older release must not install after the new one), and a finished
+    newest step is recorded as superseded.
+    """
+    named = [step for step in active if step.name == spec.name]
+    if latest is not None and latest.args == spec.args and latest.state in SERVICE_KEPT_STATES:
+        cancel = tuple(step.step_id for step in named if step.step_id != latest.step_id)
+        return StepChange(spec=spec, cancel_ids=cancel, kept_id=latest.step_id)
+    cancel = tuple(step.step_id for step in named)
+    superseded = (latest.step_id,) if latest is not None and latest.step_id not in cancel else ()
+    return StepChange(spec=spec, cancel_ids=cancel, add=True, superseded_ids=superseded)
 
 
 @dataclass(frozen=True)
@@ -188,20 +238,28 @@ def spark_submit_step(job: JobKind, artifacts: JobArtifacts, settings: Settings)
     return spec
 
 
+def _existing(step: StepSummaryTypeDef) -> ExistingStep:
+    config = step.get("Config", {})
+    return ExistingStep(step_id=step.get("Id", ""), name=step.get("Name", ""), args=tuple(config.get("Args", [])),
+                        state=StepState(step.get("Status", {}).get("State", StepState.PENDING.value)))
+
+
 def list_active_steps(emr: EMRClient, cluster_id: str) -> list[ExistingStep]:
     """PENDING and RUNNING steps of the cluster, newest first."""
-    steps: list[ExistingStep] = []
     paginator = emr.get_paginator("list_steps")
-    for page in paginator.paginate(ClusterId=cluster_id, StepStates=[s.value for s in ACTIVE_STATES]):
+    return [_existing(step)
+            for page in paginator.paginate(ClusterId=cluster_id, StepStates=[s.value for s in ACTIVE_STATES])
+            for step in page.get("Steps", [])]
+
+
+def latest_step(emr: EMRClient, cluster_id: str, name: str) -> ExistingStep | None:
+    """The newest step called `name` in any state (EMR lists newest first; paging stops at the first match)."""
+    paginator = emr.get_paginator("list_steps")
+    for page in paginator.paginate(ClusterId=cluster_id):
         for step in page.get("Steps", []):
-            config = step.get("Config", {})
-            steps.append(ExistingStep(
-                step_id=step.get("Id", ""),
-                name=step.get("Name", ""),
-                args=tuple(config.get("Args", [])),
-                state=StepState(step.get("Status", {}).get("State", StepState.PENDING.value)),
-            ))
-    return steps
+            if step.get("Name") == name:
+                return _existing(step)
+    return None
 
 
 def apply_changes(emr: EMRClient, cluster_id: str, changes: Sequence[StepChange]) -> dict[str, str]:
@@ -219,3 +277,96 @@ def apply_changes(emr: EMRClient, cluster_id: str, changes: Sequence[StepChange]
         return {}
     response = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[spec.to_request() for spec in to_add])
     return {spec.name: step_id for spec, step_id in zip(to_add, response.get("StepIds", []), strict=True)}
+
+
+@dataclass(frozen=True)
+class ServiceArtifacts:
+    """S3 URIs the exporter's install step needs: the release's wheel, config and shipped config files."""
+
+    wheel_uri: str
+    config_uri: str
+    file_uris: tuple[tuple[str, str], ...] = ()  # (uri, file name beside the config) of shipped config files
+
+
+def exporter_unit(settings: Settings) -> str:
+    """The systemd unit of the lag exporter on the primary node.
+
+    The working directory holds the release's app-config.json (CLAIMS_CONFIG) and the files it names by bare name
+    (topics.json, phi-policy.json), as in a Spark step's container. The port is passed explicitly: the CLI's default
+    comes from configs/monitoring/scrape-jobs.yaml, which the wheel does not ship. Local state (CLAIMS_LOCAL_DIR)
+    goes to the service's own state directory instead of beside the installed package. The exporter listens on
+    loopback only; the agent on the same node scrapes it.
+    """
+    region = settings.aws.region
+    environment = [f"CLAIMS_CONFIG={EXPORTER_CONFIG_DIR}/{CONFIG_ALIAS}", f"CLAIMS_LOCAL_DIR={EXPORTER_STATE_DIR}",
+                   *([f"AWS_DEFAULT_REGION={region}"] if region else [])]
+    command = [NODE_PYTHON, "-m", "apps.cli.main", "monitor", "exporter",
+               "--port", str(settings.monitoring.exporter_port)]
+    lines = [
+        "[Unit]",
+        "Description=Claims lag exporter: stream lag from the S3 checkpoint and MSK, for the Prometheus agent",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        f"User={EXPORTER_USER}",
+        f"WorkingDirectory={EXPORTER_CONFIG_DIR}",
+        *(f"Environment={variable}" for variable in environment),
+        f"StateDirectory={EXPORTER_STATE_DIR.rsplit('/', 1)[-1]}",
+        f"ExecStart={' '.join(command)}",
+        "Restart=always",
+        "RestartSec=10",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def exporter_install_script(port: int) -> str:
+    """The bash program of the exporter's step. Arguments: wheel URI, config URI, the unit's text, then pairs of
+    (shipped file URI, file name). Fails the step (naming what it expected) when the exporter does not answer."""
+    return f"""set -euo pipefail
+wheel_uri="$1"; config_uri="$2"; unit="$3"; shift 3
+workdir=$(mktemp -d)
+trap 'rm -rf "$workdir"' EXIT
+mkdir "$workdir/etc"
+wheel="$workdir/${{wheel_uri##*/}}"
+aws s3 cp --only-show-errors "$wheel_uri" "$wheel"
+aws s3 cp --only-show-errors "$config_uri" "$workdir/etc/{CONFIG_ALIAS}"
+while [ "$#" -ge 2 ]; do aws s3 cp --only-show-errors "$1" "$workdir/etc/$2"; shift 2; done
+sudo {NODE_PYTHON} -m pip install --quiet --no-input --no-deps --no-index --force-reinstall "$wheel"
+id -u {EXPORTER_USER} >/dev/null 2>&1 || sudo useradd --system --no-create-home --shell /sbin/nologin {EXPORTER_USER}
+sudo install -d -m 0750 -g {EXPORTER_USER} {EXPORTER_CONFIG_DIR}
+sudo install -m 0640 -g {EXPORTER_USER} "$workdir"/etc/* {EXPORTER_CONFIG_DIR}/
+printf '%s' "$unit" | sudo tee /etc/systemd/system/{EXPORTER_SERVICE}.service >/dev/null
+sudo systemctl daemon-reload
+sudo systemctl enable {EXPORTER_SERVICE}.service
+sudo systemctl restart {EXPORTER_SERVICE}.service
+for _ in $(seq {EXPORTER_READY_SECONDS // 2}); do
+  if curl -sf -o /dev/null http://127.0.0.1:{port}/metrics; then
+    echo "{EXPORTER_SERVICE}: serving http://127.0.0.1:{port}/metrics"; exit 0
+  fi
+  sleep 2
+done
+echo "{EXPORTER_SERVICE}: expected /metrics on 127.0.0.1:{port} within {EXPORTER_READY_SECONDS} s, found no answer" >&2
+sudo journalctl -u {EXPORTER_SERVICE} -n 40 --no-pager >&2 || true
+exit 1
+"""
+
+
+def exporter_step(artifacts: ServiceArtifacts, settings: Settings) -> StepSpec:
+    """The step that installs the release's lag exporter on the primary node and (re)starts it.
+
+    Deterministic in its inputs, so an unchanged release gives identical arguments (and nothing is submitted).
+    """
+    files = [part for uri, name in artifacts.file_uris for part in (uri, name)]
+    args = ("bash", "-c", exporter_install_script(settings.monitoring.exporter_port), EXPORTER_STEP_NAME,
+            artifacts.wheel_uri, artifacts.config_uri, exporter_unit(settings), *files)
+    spec = StepSpec(name=EXPORTER_STEP_NAME, args=args)
+    size = len(COMMAND_RUNNER_JAR) + sum(len(arg) for arg in spec.args)
+    if size > MAX_HADOOP_JAR_STEP_CHARS:
+        msg = (f"step {spec.name}: EMR accepts at most {MAX_HADOOP_JAR_STEP_CHARS} characters of step arguments, "
+               f"found {size} ({len(artifacts.file_uris)} shipped files); ship fewer config files")
+        raise EmrStepError(msg)
+    return spec

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from apps.cli.main import app
 from libs.deploy import deployer
 from libs.deploy.artifacts import ArtifactKind, file_artifact
-from libs.deploy.emr_steps import JobKind
+from libs.deploy.emr_steps import EXPORTER_STEP_NAME, JobKind
 from tests.deploy.conftest import Stack
 
 pytestmark = pytest.mark.slow
@@ -41,10 +41,13 @@ def test_jars_dir_ships_the_jars_of_that_directory_and_the_steps_name_them(
     keys = {obj["Key"] for obj in stack.client("s3").list_objects_v2(Bucket=stack.bucket)["Contents"]}
     assert {uri.removeprefix(f"s3://{stack.bucket}/") for uri in expected} <= keys
     steps = stack.client("emr").list_steps(ClusterId=stack.cluster_id)["Steps"]
-    assert steps
-    for step in steps:
+    spark_steps = [step for step in steps if step["Config"]["Args"][0] == "spark-submit"]
+    assert sorted(step["Name"] for step in spark_steps) == ["claims-batch", "claims-streaming"]
+    for step in spark_steps:
         args = step["Config"]["Args"]
         assert set(args[args.index("--jars") + 1].split(",")) == expected
+    # The third step installs the lag exporter on the primary node: no Spark, no jars.
+    assert [step["Name"] for step in steps if step not in spark_steps] == [EXPORTER_STEP_NAME]
     assert json.loads(result.stdout)["changes"] > 0
 
 

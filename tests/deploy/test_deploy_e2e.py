@@ -124,8 +124,9 @@ def test_first_deploy_ships_everything_and_a_second_deploy_changes_nothing(
         assert "SORTKEY" in described["QueryString"]
 
     steps = _steps(stack)
-    assert sorted(step["Name"] for step in steps) == ["claims-batch", "claims-streaming"]  # type: ignore[type-var]
-    for step in steps:
+    assert sorted(step["Name"] for step in steps) == [  # type: ignore[type-var]
+        "claims-batch", "claims-lag-exporter", "claims-streaming"]
+    for step in [step for step in steps if step["Name"] != "claims-lag-exporter"]:
         args = step["Config"]["Args"]  # type: ignore[index]
         assert args[0] == "spark-submit"
         assert f"s3://{stack.bucket}/{wheel_keys[0]}" in args
@@ -133,7 +134,8 @@ def test_first_deploy_ships_everything_and_a_second_deploy_changes_nothing(
         # The cluster has no route to Maven Central: exactly the uploaded jars, in file-name order, and no coordinates.
         assert _jar_args(step) == jar_uris
         assert not any(arg.startswith("--packages") or "jars.packages" in arg for arg in args)
-    assert _actions(first, Component.EMR_STEP) == {"claims-streaming": Action.CREATE, "claims-batch": Action.CREATE}
+    assert _actions(first, Component.EMR_STEP) == {"claims-lag-exporter": Action.CREATE,
+                                                   "claims-streaming": Action.CREATE, "claims-batch": Action.CREATE}
     assert _actions(first, Component.STATE) == {"ledger": Action.CREATE}
     ledger = DeployState.model_validate_json(s3.get_object(Bucket=stack.bucket, Key=state_key("dev"))["Body"].read())
     assert ledger.current is not None
@@ -149,7 +151,7 @@ def test_first_deploy_ships_everything_and_a_second_deploy_changes_nothing(
         SYNTHETIC_SPARK_JARS, Action.UNCHANGED)
     assert {item.action for item in second.items} <= {Action.UNCHANGED, Action.SKIPPED}
     assert _keys(stack) == keys
-    assert len(_steps(stack)) == 2
+    assert len(_steps(stack)) == 3
     assert s3.head_object(Bucket=stack.bucket, Key=state_key("dev"))["ETag"] == ledger_before
 
 
@@ -162,9 +164,10 @@ def test_dry_run_plans_the_first_deploy_and_changes_nothing(
     assert plan.dry_run
     shipped_files = sum(1 for f in DEFAULT_SHIPPED_FILES if f.local_path.is_file())  # topics.json, phi-policy.json
     jars = len(SYNTHETIC_SPARK_JARS)
-    # wheel + 2 job scripts + shipped files + connector jars + config, every table, every migration, 2 steps, the ledger
+    # wheel + 2 job scripts + shipped files + connector jars + config, every table, every migration, 2 Spark steps and
+    # the lag exporter's, the ledger
     assert plan.change_count == (1 + 2 + shipped_files + jars + 1 + len(redshift_statements()) + len(MIGRATIONS)
-                                 + 2 + 1)
+                                 + 3 + 1)
     assert _keys(stack) == []
     assert _steps(stack) == []
 
@@ -178,7 +181,8 @@ def test_changed_job_script_replaces_only_its_step(
 
     plan = deploy(outputs, _options(prebuilt_wheel_dir, job_scripts, spark_jars, dry_run=True))
 
-    assert _actions(plan, Component.EMR_STEP) == {"claims-streaming": Action.REPLACE, "claims-batch": Action.UNCHANGED}
+    assert _actions(plan, Component.EMR_STEP) == {"claims-lag-exporter": Action.UNCHANGED,
+                                                  "claims-streaming": Action.REPLACE, "claims-batch": Action.UNCHANGED}
     assert _actions(plan, Component.ARTIFACT)["streaming job script"] is Action.CREATE
     assert _actions(plan, Component.ARTIFACT)["wheel"] is Action.UNCHANGED
     assert all(_actions(plan, Component.ARTIFACT)[name] is Action.UNCHANGED for name in SYNTHETIC_SPARK_JARS)
@@ -203,7 +207,9 @@ def test_a_new_connector_jar_is_planned_as_one_upload_and_replaces_both_steps(
     assert jar_items[new_jar.name].action is Action.CREATE
     assert jar_items[new_jar.name].detail == f"upload s3://{stack.bucket}/{new_key}"
     assert [name for name, item in jar_items.items() if item.changes] == [new_jar.name]
-    assert _actions(plan, Component.EMR_STEP) == {"claims-streaming": Action.REPLACE, "claims-batch": Action.REPLACE}
+    # The jars are Spark's: the exporter's install step names none of them.
+    assert _actions(plan, Component.EMR_STEP) == {"claims-lag-exporter": Action.UNCHANGED,
+                                                  "claims-streaming": Action.REPLACE, "claims-batch": Action.REPLACE}
     assert _actions(plan, Component.STATE) == {"ledger": Action.UPDATE}
 
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infra import emr_bootstrap
 from infra.monitoring import (
+    FILE_SD_REFRESH_INTERVAL,
     MonitoringArgs,
     MonitoringAssetError,
     MonitoringAssets,
@@ -98,8 +100,15 @@ def test_the_agent_config_scrapes_the_emr_jobs_and_remote_writes_with_sigv4(tool
 
     assert [c["job_name"] for c in config["scrape_configs"]] == [job["job_name"] for job in jobs]
     assert {"claims-stream", "claims-exporter"} <= {job["job_name"] for job in jobs}
-    assert [c["static_configs"][0]["targets"] for c in config["scrape_configs"]] == [
-        [f"localhost:{job['port']}"] for job in jobs]
+    by_job = {c["job_name"]: c for c in config["scrape_configs"]}
+    # The stream's driver runs on a core node (YARN cluster mode): its target comes from the discovery's file.
+    assert by_job["claims-stream"]["file_sd_configs"] == [
+        {"files": [emr_bootstrap.STREAM_TARGETS_FILE], "refresh_interval": FILE_SD_REFRESH_INTERVAL}]
+    assert "static_configs" not in by_job["claims-stream"]
+    # Every other EMR job runs on the primary node itself.
+    assert {name: c["static_configs"] for name, c in by_job.items() if name != "claims-stream"} == {
+        job["job_name"]: [{"targets": [f"localhost:{job['port']}"]}] for job in jobs
+        if job["job_name"] != "claims-stream"}
     assert config["remote_write"][0]["url"] == url
     assert config["remote_write"][0]["sigv4"] == {"region": REGION}
     result = run_tool("promtool", "check", "config", str(path))
@@ -139,6 +148,13 @@ def test_the_alertmanager_definition_routes_to_the_created_topics(stack_run: Sta
 
     assert config["route"] == yaml.safe_load(ALERTMANAGER_FILE.read_text(encoding="utf-8"))["route"]
     assert {receiver["sns_configs"][0]["topic_arn"] for receiver in config["receivers"]} == topic_arns
+
+
+def test_a_discovered_job_that_is_not_an_emr_job_is_refused_naming_the_file():
+    with pytest.raises(MonitoringAssetError, match=r"scrape-jobs.yaml: expected an 'on_emr: true' job for each "
+                                                   r"discovered job \['claims-stream'\], found only \['x'\]"):
+        agent_config("jobs:\n  - {job_name: x, port: 1, on_emr: true}\n", remote_write_url="http://x",
+                     region=REGION, cluster="c")
 
 
 def test_the_agent_config_parameter_remote_writes_to_this_workspace(stack_run: StackRun):
