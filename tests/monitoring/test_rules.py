@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("prometheus_tools")
 PROMETHEUS_SERIES = {"up"}  # written by Prometheus itself for every scrape target
 # What the issue asks alerts for, by failure mode.
 REQUIRED_ALERTS = {
-    "stream stopped": {"ClaimsStreamDown", "ClaimsStreamStalled"},
+    "stream stopped": {"ClaimsStreamDown", "ClaimsStreamNotRunning", "ClaimsStreamStalled"},
     "stream lagging": {"ClaimsStreamLagHigh", "ClaimsStreamLagGrowing"},
     "valid ratio dropping": {"ClaimsValidRatioLow"},
     "dead-letter rate rising": {"ClaimsDeadLetterRateRising"},
