@@ -11,7 +11,8 @@ Security, because the API receives PHI and can re-identify it:
 - Private only: an internal NLB (`aws-load-balancer-scheme: internal`) restricted to `api.allowedCidrs`, and a
   NetworkPolicy that admits only those ranges (and Prometheus from the monitoring namespace) on the HTTPS port.
 - Least privilege: pods run as a non-root user with a read-only root filesystem, no privilege escalation and no Linux
-  capabilities; AWS access (MSK IAM, KMS, S3, Redshift Data API) comes from the IRSA role `api.roleArn`.
+  capabilities; AWS access (MSK IAM, KMS, S3, Redshift Data API, EMR steps for `POST /v1/batches`) comes from the
+  IRSA role `api.roleArn`.
 - Configuration is the stack's `app_config` (the same document `make deploy-apps` renders), mounted read-only and read
   through CLAIMS_CONFIG; the tokenization key comes from a Kubernetes secret synced from Secrets Manager, never from
   Pulumi state.

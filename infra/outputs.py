@@ -44,6 +44,7 @@ class ResolvedStack:
     redshift_copy_role_arn: str
     remote_write_url: str
     kms_key_arn: str
+    emr_cluster_id: str
 
 
 def render_app_config(stack: ResolvedStack, spark: EmrConfig) -> dict[str, Any]:
@@ -81,5 +82,6 @@ def render_app_config(stack: ResolvedStack, spark: EmrConfig) -> dict[str, Any]:
         "spark": spark_settings,
         "monitoring": {"remote_write_url": stack.remote_write_url},
         "security": {"environment": stack.environment, "key_provider": "kms", "kms_key_id": stack.kms_key_arn},
-        "aws": {"region": stack.region, "artifact_bucket": stack.artifact_bucket},
+        "aws": {"region": stack.region, "artifact_bucket": stack.artifact_bucket,
+                "emr_cluster_id": stack.emr_cluster_id},
     }

@@ -172,6 +172,7 @@ def _outputs(*, config: StackConfig, lake: DataLake, kafka: KafkaCluster, wareho
         redshift_copy_role_arn=warehouse.copy_role_arn,
         remote_write_url=monitoring.remote_write_url,
         kms_key_arn=lake.kms_key_arn,
+        emr_cluster_id=spark.cluster_id,
     ).apply(lambda values: ResolvedStack(environment=config.environment.value, region=config.region, **values))
     return {
         "app_config": resolved.apply(lambda stack: {**render_app_config(stack, config.emr), **_api_settings(config)}),

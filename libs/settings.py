@@ -195,6 +195,8 @@ class AwsSettings(BaseModel):
     region: str = "us-east-1"
     endpoint_url: str | None = None
     artifact_bucket: str | None = None
+    emr_cluster_id: str | None = Field(
+        default=None, description="The stack's EMR cluster: `POST /v1/batches` submits the daily batch there.")
 
 
 class Settings(BaseSettings):

@@ -6,8 +6,8 @@ and a crash of the JVM fails that run, not the API. The runner keeps each run's 
 failed) with the batch run id and counts the job reports, or its PHI-free error, for `GET /v1/batches/{id}`;
 the warehouse's batch_runs table stays the ledger of record.
 
-In AWS the batch runs on EMR: there the `target` (what the child process runs) is the place to submit an EMR step
-instead; the API contract (202, status URL, 409 while a date runs) stays the same.
+In AWS the batch runs on EMR: the child submits an EMR step of the deployed release and follows it
+(libs.api.emr_batches); the API contract (202, status URL, 409 while a date runs) stays the same.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from enum import StrEnum
 from multiprocessing.connection import Connection
 from typing import Any
 
+from libs.api.emr_batches import EmrBatchTarget
 from libs.settings import Settings
 
 Target = Callable[[Settings, date | None, Connection], None]
@@ -61,6 +62,7 @@ class BatchJob:
     batch_run_id: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    emr_step_id: str | None = None  # in AWS: the EMR step running the batch (libs.api.emr_batches)
 
     @property
     def active(self) -> bool:
@@ -76,7 +78,7 @@ class BatchJob:
                 "status": self.status.value, "requested_by": self.requested_by,
                 "requested_at": when(self.requested_at), "started_at": when(self.started_at),
                 "finished_at": when(self.finished_at), "batch_run_id": self.batch_run_id, "counts": self.counts,
-                "error": self.error}
+                "error": self.error, "emr_step_id": self.emr_step_id}
 
 
 def run_batch_in_child(settings: Settings, day: date | None, conn: Connection) -> None:
@@ -112,11 +114,13 @@ def check_batch_before_start(settings: Settings, day: date | None) -> None:
 class BatchRunner:
     """Starts batch runs in child processes and tracks them; one active run per date."""
 
-    def __init__(self, settings: Settings, *, target: Target = run_batch_in_child,
+    def __init__(self, settings: Settings, *, target: Target | None = None,
                  check: Check = check_batch_before_start,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._settings = settings
-        self._target = target
+        # In AWS (the settings name the stack's EMR cluster) a run is an EMR step of the deployed release; locally
+        # the child process runs Spark itself.
+        self._target: Target = target or (EmrBatchTarget() if settings.aws.emr_cluster_id else run_batch_in_child)
         self._check = check
         self._clock = clock
         self._jobs: dict[str, BatchJob] = {}
@@ -161,6 +165,9 @@ class BatchRunner:
             if message[0] == "running":
                 with self._lock:
                     job.status, job.started_at = BatchStatus.RUNNING, self._clock()
+            elif message[0] == "submitted":
+                with self._lock:
+                    job.emr_step_id = message[1]
             else:
                 outcome = message
         process.join()

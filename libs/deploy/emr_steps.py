@@ -205,14 +205,20 @@ class JobArtifacts:
             raise ValueError(msg)
 
 
-def spark_submit_step(job: JobKind, artifacts: JobArtifacts, settings: Settings) -> StepSpec:
-    """The spark-submit step of one job on YARN (cluster mode: the driver runs on the cluster, not the master)."""
+def spark_submit_step(job: JobKind, artifacts: JobArtifacts, settings: Settings, *, name: str | None = None,
+                      job_args: Sequence[str] = ()) -> StepSpec:
+    """The spark-submit step of one job on YARN (cluster mode: the driver runs on the cluster, not the master).
+
+    `name` defaults to the job's deploy step name; a run asked for on demand (`POST /v1/batches`) takes a name of
+    its own so the deploy's reconciliation, which matches names exactly, never cancels it. `job_args` go to the job's
+    script (e.g. `--date 2026-02-02`).
+    """
     files = [f"{artifacts.config_uri}#{CONFIG_ALIAS}", *(f"{uri}#{name}" for uri, name in artifacts.file_uris)]
     args: list[str] = [
         "spark-submit",
         "--master", "yarn",
         "--deploy-mode", "cluster",
-        "--name", step_name(job),
+        "--name", name or step_name(job),
         # The cluster cannot reach Maven Central: the jars come from the artifact bucket (see the module docstring).
         "--jars", ",".join(artifacts.jar_uris),
         "--py-files", artifacts.wheel_uri,
@@ -226,8 +232,8 @@ def spark_submit_step(job: JobKind, artifacts: JobArtifacts, settings: Settings)
         # A long-running query should survive occasional driver failures: retry, forgetting failures after an hour.
         args += ["--conf", "spark.yarn.maxAppAttempts=4",
                  "--conf", "spark.yarn.am.attemptFailuresValidityInterval=1h"]
-    args.append(artifacts.job_uri)
-    spec = StepSpec(name=step_name(job), args=tuple(args))
+    args += [artifacts.job_uri, *job_args]
+    spec = StepSpec(name=name or step_name(job), args=tuple(args))
     size = len(COMMAND_RUNNER_JAR) + sum(len(arg) for arg in spec.args)
     if size > MAX_HADOOP_JAR_STEP_CHARS:
         jars = len(",".join(artifacts.jar_uris))

@@ -39,6 +39,7 @@ OUTPUT_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("environment", ("security", "environment")),
     ("region", ("aws", "region")),
     ("artifact_bucket", ("aws", "artifact_bucket")),
+    ("emr_cluster_id", ("aws", "emr_cluster_id")),
     ("msk_bootstrap_brokers", ("kafka", "bootstrap_servers")),
     ("redshift_cluster_identifier", ("warehouse", "redshift_cluster_id")),
     ("redshift_database", ("warehouse", "redshift_database")),

@@ -203,7 +203,7 @@ def test_app_config_omits_unset_back_pressure_cap() -> None:
                           processed_bucket="p", checkpoint_bucket="c", artifact_bucket="a",
                           redshift_cluster_identifier="w", redshift_database="claims", redshift_secret_arn="s",
                           redshift_copy_role_arn="role", remote_write_url="https://x/api/v1/remote_write",
-                          kms_key_arn="k")
+                          kms_key_arn="k", emr_cluster_id="j-1")
     config = render_app_config(stack, EmrConfig())
     assert "max_offsets_per_trigger" not in config["spark"]
     assert config["lake"] == {"root": "s3a://p/lake", "checkpoint_root": "s3a://c/checkpoints", "raw_bucket": "r",
