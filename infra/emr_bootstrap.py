@@ -172,6 +172,25 @@ def discovery_command(*, python: str = PYTHON, program: str = DISCOVERY_PROGRAM_
     return [python, program, "--app-name", app_name, "--port", str(port), "--output", output]
 
 
+def _unit_file(service: str, description: str, command: list[str]) -> str:
+    """The bash lines that write a simple always-restarting systemd unit running `command` as the agent's user."""
+    return f"""sudo tee /etc/systemd/system/{service}.service >/dev/null <<'UNIT'
+[Unit]
+Description={description}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+User={AGENT_USER}
+ExecStart={" ".join(command)}
+Restart=always
+RestartSec=10
+
+[Install]
+WantedBy=multi-user.target
+UNIT"""
+
+
 def _agent_script() -> str:
     digests = "\n".join(f"  {machine}) arch={arch}; sha256={PROMETHEUS_SHA256[arch]} ;;"
                         for machine, arch in MACHINE_ARCHITECTURES.items())
@@ -214,36 +233,9 @@ sudo install -m 0644 "$workdir/claims-stream-discovery.py" {DISCOVERY_PROGRAM_PA
 sudo install -d -m 0755 -o {AGENT_USER} {TARGETS_DIR}
 sudo test -e {STREAM_TARGETS_FILE} || \\
   sudo install -m 0644 -o {AGENT_USER} "$workdir/claims-stream.json" {STREAM_TARGETS_FILE}
-sudo tee /etc/systemd/system/{DISCOVERY_SERVICE}.service >/dev/null <<'UNIT'
-[Unit]
-Description=Claims stream driver discovery: YARN ResourceManager to the Prometheus agent's file_sd targets
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-User={AGENT_USER}
-ExecStart={" ".join(discovery_command())}
-Restart=always
-RestartSec=10
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-sudo tee /etc/systemd/system/{AGENT_SERVICE}.service >/dev/null <<'UNIT'
-[Unit]
-Description=Prometheus agent: claims pipeline metrics to Amazon Managed Prometheus
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-User={AGENT_USER}
-ExecStart={" ".join(agent_command())}
-Restart=always
-RestartSec=10
-
-[Install]
-WantedBy=multi-user.target
-UNIT
+{_unit_file(DISCOVERY_SERVICE, "Claims stream driver discovery: YARN ResourceManager to the Prometheus agent's "
+                                 "file_sd targets", discovery_command())}
+{_unit_file(AGENT_SERVICE, "Prometheus agent: claims pipeline metrics to Amazon Managed Prometheus", agent_command())}
 sudo systemctl daemon-reload
 sudo systemctl enable --now {DISCOVERY_SERVICE}.service
 sudo systemctl enable --now {AGENT_SERVICE}.service

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -51,6 +51,19 @@ def _statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
 
 
 # --- item: the lake key and the encrypted alert topics ------------------------------------------------------------
+
+def _start_agent(prometheus_binary: Path, config: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], IO[bytes],
+                                                                              int]:
+    """The agent exactly as the bootstrap's unit runs it (agent_command), on a free port, logging to agent.log."""
+    agent_port = free_port()
+    command = emr_bootstrap.agent_command(install_dir=str(prometheus_binary.parent), config_path=str(config),
+                                          storage_path=str(tmp_path / "wal"), port=agent_port)
+    # Credentials for the sigv4 block (never real ones, and no instance metadata lookup).
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": REGION,
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    log = (tmp_path / "agent.log").open("wb")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log, agent_port
+
 
 def test_the_key_policy_lets_sns_and_amp_use_the_key_for_this_account_only() -> None:
     document = kms_key_policy(account_id="123456789012", partition="aws", region="us-east-1")
@@ -363,14 +376,7 @@ def test_the_agent_command_runs_prometheus_in_agent_mode_and_remote_writes_the_s
     config.write_text(agent_config(yaml.safe_dump(jobs), remote_write_url=f"{receiver}/api/v1/remote_write",
                                    region=REGION, cluster="claims-test-monitoring", host="127.0.0.1"),
                       encoding="utf-8")
-    agent_port = free_port()
-    command = emr_bootstrap.agent_command(install_dir=str(prometheus_binary.parent), config_path=str(config),
-                                          storage_path=str(tmp_path / "wal"), port=agent_port)
-    # Credentials for the sigv4 block (never real ones, and no instance metadata lookup).
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": REGION,
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    log = (tmp_path / "agent.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    process, log, agent_port = _start_agent(prometheus_binary, config, tmp_path)
     try:
         deadline = time.monotonic() + READY_SECONDS
         while not _ready(f"http://127.0.0.1:{agent_port}/-/ready") and time.monotonic() < deadline:
@@ -437,13 +443,7 @@ def test_the_agent_scrapes_the_stream_driver_where_the_discovery_found_it_and_fo
                                                           "127.0.0.1")]}}
     assert yarn_discovery.refresh(targets_file, app_name=emr_bootstrap.STREAM_APP_NAME, port=app_port,
                                   rm_url=rm_url) is not None
-    agent_port = free_port()
-    command = emr_bootstrap.agent_command(install_dir=str(prometheus_binary.parent), config_path=str(config),
-                                          storage_path=str(tmp_path / "wal"), port=agent_port)
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": REGION,
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    log = (tmp_path / "agent.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    process, log, agent_port = _start_agent(prometheus_binary, config, tmp_path)
 
     def wait_for(expected: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
         deadline = time.monotonic() + REMOTE_WRITE_SECONDS
