@@ -36,7 +36,7 @@ $(PROMETHEUS_STAMP): scripts/fetch_prometheus.sh
 
 prometheus: $(PROMETHEUS_STAMP)  ## Debian's prometheus (promtool) and alertmanager (amtool) into .cache/prometheus
 
-.PHONY: web-assets
+.PHONY: web-assets api-image
 $(WEB_STAMP): tools/web/package.json tools/web/package-lock.json scripts/fetch_web_assets.sh
 	bash scripts/fetch_web_assets.sh
 	@touch $@
@@ -69,6 +69,12 @@ kafka-down: $(VENV_STAMP)  ## stop the local broker
 
 topics: $(VENV_STAMP)  ## create or update topics from configs/kafka/topics.json
 	$(PY) -m apps.cli.main topics
+
+API_IMAGE ?= claims-api:dev
+api-image: $(VENV_STAMP) $(WEB_STAMP)  ## the API's container image (apps/api/Dockerfile; API_IMAGE=registry/claims-api:tag); writes .cache/api-image, builds where a Docker daemon answers
+	$(PY) -m apps.cli.main api image-context .cache/api-image
+	@if docker info >/dev/null 2>&1; then docker build -t $(API_IMAGE) .cache/api-image; \
+	else echo "no docker daemon here: build .cache/api-image elsewhere (docker build -t $(API_IMAGE) .cache/api-image)"; fi
 
 serve: $(VENV_STAMP) $(WEB_STAMP)  ## the REST API on 127.0.0.1:8080 (OpenAPI at /docs; tokens: claims api token --role ROLE)
 	$(PY) -m apps.cli.main api --host 127.0.0.1 --port 8080

@@ -32,6 +32,7 @@ from infra.outputs import ResolvedStack, render_app_config
 from infra.spark_cluster import SparkCluster, SparkClusterArgs
 from infra.tags import register_tagging, standard_tags
 from infra.warehouse import Warehouse, WarehouseArgs
+from libs.deploy.api_image import IMAGE_WEB_ASSETS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,7 +128,8 @@ def _api_settings(config: StackConfig) -> dict[str, Any]:
     api = config.api
     if api.jwks_url is None:
         return {}
-    return {"api": {"jwks_url": api.jwks_url, "issuer": api.issuer or "", "audience": api.audience}}
+    return {"api": {"jwks_url": api.jwks_url, "issuer": api.issuer or "", "audience": api.audience,
+                    "web_assets_dir": IMAGE_WEB_ASSETS_DIR}}
 
 
 def _spark(*, config: StackConfig, prefix: str, network: Network, lake: DataLake, kafka: KafkaCluster,

@@ -187,6 +187,10 @@ class ApiSettings(BaseModel):
                                  description="Idempotency-Key store (SQLite, 0600).")
     kafka_delivery_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="How long a request waits for Kafka's acknowledgements (503 after).")
+    web_assets_dir: Path = Field(
+        default=REPO_ROOT / ".cache" / "web" / "vendor",
+        description="The dashboard's chart libraries (vega, vega-lite, vega-embed), vendored by `make web-assets`; "
+                    "the API image has them at libs.deploy.api_image.IMAGE_WEB_ASSETS_DIR.")
 
 
 class AwsSettings(BaseModel):

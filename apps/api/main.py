@@ -22,6 +22,7 @@ from apps.api.routers import analytics, batches, claims, dashboard, health, reve
 from libs.api.audit import RequestContextMiddleware
 from libs.api.context import ApiContext, build_context
 from libs.api.problems import http_problem_handler, validation_problem_handler
+from libs.api.web_assets import missing_vendor_files
 from libs.settings import Settings, load_settings
 
 log = logging.getLogger("claims.api")
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None, *, context: ApiContext | None =
                               "metrics; the dashboard at /dashboard. "
                               "OAuth2 bearer JWTs with roles; every request is audited. See docs/api.md.")
     app.state.context = context
-    if not all((context.web_assets / name).is_file() for name in dashboard.VENDOR_FILES):
+    if missing_vendor_files(context.web_assets):
         log.warning("dashboard disabled until its chart libraries are vendored: run `make web-assets` (expected "
                     "them in %s)", context.web_assets)
     app.add_middleware(RequestContextMiddleware, audit=context.audit, metrics=context.metrics,

@@ -1,5 +1,6 @@
 """`claims api [--host H --port P]` serves the REST API; `claims api token --role ROLE` prints a local bearer token;
-`claims api screenshot` regenerates docs/images/dashboard.png.
+`claims api screenshot` regenerates docs/images/dashboard.png; `claims api image-context DIR` writes the API image's
+build context.
 
 Thin: the app is apps/api/main.py, token signing libs/api/auth.py (refused outside the local environment).
 """
@@ -94,6 +95,25 @@ def screenshot_command(
         raise typer.Exit(1)
     typer.echo(f"{output}: {sample.claims:,} claims over {sample.first_day} .. {sample.last_day}; "
                f"charts: {', '.join(f'{name} {chart.marks} marks' for name, chart in capture.charts.items())}")
+
+
+@api_app.command("image-context")
+def image_context_command(
+    directory: Annotated[Path, typer.Argument(help="Where to write the build context (emptied first).")],
+) -> None:
+    """Write the API image's build context (apps/api/Dockerfile, requirements.lock, the project wheel, the vendored
+    chart libraries) for `docker build DIRECTORY`; `make api-image` runs this and, where docker exists, the build."""
+    from libs.deploy.api_image import write_api_image_context  # noqa: PLC0415
+    from libs.deploy.artifacts import ArtifactError  # noqa: PLC0415
+    from libs.settings import load_settings  # noqa: PLC0415
+
+    try:
+        context = write_api_image_context(directory, web_assets=load_settings().api.web_assets_dir)
+    except ArtifactError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{context.directory}: Dockerfile, requirements.lock, dist/{context.wheel.name}, "
+               f"web/vendor/ ({', '.join(context.web_files)})")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ Kept apart from apps/api (the FastAPI app and its thin routers) so that tests ca
     warehouse   one short read-only DuckDB connection per analytics request (503 when missing or being written)
     stream_lag  the stream's consumer lag from the lag exporter's or the stream's Prometheus endpoint
     sample_warehouse   generated claims loaded by the warehouse loader (browser test, screenshot, load bench)
+    web_assets  the dashboard's vendored chart libraries (which files; which are missing)
     dashboard_capture  the dashboard in headless Chromium (Playwright): what each chart drew, and a screenshot
     showcase    the API in a background thread; the dashboard screenshot of a sample warehouse
 """

@@ -27,12 +27,10 @@ from libs.api.stream_lag import LagSource, default_sources
 from libs.api.warehouse import AnalyticsWarehouse
 from libs.ingest.idempotency import IdempotencyStore
 from libs.ingest.service import IngestService
-from libs.settings import REPO_ROOT, Settings
+from libs.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="OAuth2 bearer JWT (`claims api token --role ROLE` locally).")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-# The dashboard's chart libraries, vendored by `make web-assets` (scripts/fetch_web_assets.sh); never a CDN.
-WEB_ASSETS_DIR = REPO_ROOT / ".cache" / "web" / "vendor"
 
 
 @dataclass
@@ -67,7 +65,7 @@ class ApiContext:
 def build_context(settings: Settings, *, registry: CollectorRegistry = REGISTRY, verifier: TokenVerifier | None = None,
                   ingest: IngestService | None = None, batches: BatchRunner | None = None,
                   limiter: RateLimiter | None = None, lag_sources: Sequence[LagSource] | None = None,
-                  web_assets: Path = WEB_ASSETS_DIR, warehouse: AnalyticsWarehouse | None = None) -> ApiContext:
+                  web_assets: Path | None = None, warehouse: AnalyticsWarehouse | None = None) -> ApiContext:
     """The context for `settings`: fails at start-up without a PHI protector or a way to verify tokens."""
     api = settings.api
     return ApiContext(
@@ -82,7 +80,7 @@ def build_context(settings: Settings, *, registry: CollectorRegistry = REGISTRY,
         registry=registry,
         warehouse=warehouse or AnalyticsWarehouse(settings),
         lag_sources=tuple(default_sources(settings.monitoring) if lag_sources is None else lag_sources),
-        web_assets=web_assets,
+        web_assets=web_assets or api.web_assets_dir,
     )
 
 

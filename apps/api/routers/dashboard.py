@@ -16,11 +16,11 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from libs.api.context import context_of
 from libs.api.problems import ApiProblem
+from libs.api.web_assets import VENDOR_FILES, missing_vendor_files
 
 router = APIRouter(tags=["dashboard"])
 PAGE_DIR = Path(__file__).resolve().parent.parent / "web"
 PAGE_FILES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-VENDOR_FILES = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
 MISSING_ASSETS = ("the dashboard's chart libraries are missing from {where}: run `make web-assets` "
                   "(scripts/fetch_web_assets.sh: npm ci of tools/web/package-lock.json, bundles copied to .cache/web)")
 
@@ -28,7 +28,7 @@ MISSING_ASSETS = ("the dashboard's chart libraries are missing from {where}: run
 def _vendor_dir(request: Request) -> Path:
     """The vendored libraries' directory; 503 naming the make target when any bundle is missing."""
     directory = context_of(request).web_assets
-    if not all((directory / name).is_file() for name in VENDOR_FILES):
+    if missing_vendor_files(directory):
         raise ApiProblem(503, MISSING_ASSETS.format(where=directory))
     return directory
 
