@@ -1,4 +1,4 @@
-"""The claims REST API on the stack's Kubernetes cluster: Deployment, internal TLS Service, autoscaler, network policy.
+"""The claims REST API on the stack's Kubernetes cluster: StatefulSet, internal TLS Service, autoscaler, network policy.
 
 Why Kubernetes and not ECS: the staging and prod stacks already run a Kubernetes cluster for Prometheus and Grafana
 (`monitoring.kubernetes`), with the provider created once by the program; the API joins it, so its metrics are
@@ -60,6 +60,8 @@ class ApiServiceArgs:
     memory_request: str = "1Gi"
     cpu_limit: str = "2"
     memory_limit: str = "2Gi"
+    state_storage_class: str = "gp3"
+    state_storage_size: str = "10Gi"
     labels: Mapping[str, str] = field(default_factory=lambda: {"app.kubernetes.io/name": "claims-api"})
 
     def __post_init__(self) -> None:
@@ -74,7 +76,9 @@ class ApiServiceArgs:
                             f"found {self.replicas_max}")
         if not 10 <= self.cpu_target_percent <= 95:
             problems.append(f"cpu_target_percent: expected 10..95, found {self.cpu_target_percent}")
-        for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+        if not _DNS_LABEL.match(self.state_storage_class):
+            problems.append(f"state_storage_class: expected a Kubernetes name, found {self.state_storage_class!r}")
+        for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit", "state_storage_size"):
             if not _QUANTITY.match(getattr(self, name)):
                 problems.append(f"{name}: expected a Kubernetes quantity (500m, 2, 1Gi), found {getattr(self, name)!r}")
         if not self.role_arn.startswith("arn:aws"):
@@ -129,9 +133,9 @@ class ApiService(pulumi.ComponentResource):
         namespace = self._create_namespace()
         account = self._create_service_account(namespace)
         config = self._create_config(namespace)
-        deployment = self._create_deployment(namespace, account, config)
         service = self._create_service(namespace)
-        self._create_autoscaler(namespace, deployment)
+        pods = self._create_stateful_set(namespace, account, config, service)
+        self._create_autoscaler(namespace, pods)
         self._create_network_policy(namespace)
         self._create_disruption_budget(namespace)
         self.namespace = namespace.metadata.name
@@ -196,15 +200,29 @@ class ApiService(pulumi.ComponentResource):
             ],
         }
 
-    def _create_deployment(self, namespace: k8s.core.v1.Namespace, account: k8s.core.v1.ServiceAccount,
-                           config: k8s.core.v1.ConfigMap) -> k8s.apps.v1.Deployment:
+    def _create_stateful_set(self, namespace: k8s.core.v1.Namespace, account: k8s.core.v1.ServiceAccount,
+                             config: k8s.core.v1.ConfigMap, service: k8s.core.v1.Service) -> k8s.apps.v1.StatefulSet:
+        """The pods, each with its own encrypted volume for the audit log and the idempotency store.
+
+        Why a StatefulSet and not a Deployment: the audit log is the HIPAA record of every request, hash-chained per
+        file, and an emptyDir would lose it (and the chain) with the pod. Each pod keeps its chain on its own
+        PersistentVolume (`state_storage_class`, an encrypted gp3 EBS class), which follows the pod through restarts
+        and is retained when the set scales in or is deleted; `claims audit verify` checks one volume's chain.
+        """
         args = self._args
         labels = dict(args.labels)
-        return k8s.apps.v1.Deployment(f"{self._name}-deployment", metadata=self._metadata(namespace, "claims-api"),
-                                      spec={
+        return k8s.apps.v1.StatefulSet(f"{self._name}-pods", metadata=self._metadata(namespace, "claims-api"), spec={
             "replicas": args.replicas_min,
+            "service_name": service.metadata.name,
             "selector": {"match_labels": labels},
-            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+            "pod_management_policy": "Parallel",  # scale out without waiting for each pod in turn
+            "update_strategy": {"type": "RollingUpdate"},
+            "persistent_volume_claim_retention_policy": {"when_scaled": "Retain", "when_deleted": "Retain"},
+            "volume_claim_templates": [{
+                "metadata": {"name": "state", "labels": labels},
+                "spec": {"access_modes": ["ReadWriteOnce"], "storage_class_name": args.state_storage_class,
+                         "resources": {"requests": {"storage": args.state_storage_size}}},
+            }],
             "template": {
                 "metadata": {"labels": labels,
                              "annotations": {"prometheus.io/scrape": "true", "prometheus.io/scheme": "https",
@@ -217,7 +235,6 @@ class ApiService(pulumi.ComponentResource):
                     "volumes": [
                         {"name": "config", "config_map": {"name": config.metadata.name}},
                         {"name": "tls", "secret": {"secret_name": args.tls_secret_name}},
-                        {"name": "state", "empty_dir": {}},
                         {"name": "tmp", "empty_dir": {}},
                     ],
                     "topology_spread_constraints": [{"max_skew": 1, "topology_key": "topology.kubernetes.io/zone",
@@ -237,11 +254,11 @@ class ApiService(pulumi.ComponentResource):
         }, opts=self._child())
 
     def _create_autoscaler(self, namespace: k8s.core.v1.Namespace,
-                           deployment: k8s.apps.v1.Deployment) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+                           pods: k8s.apps.v1.StatefulSet) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
         args = self._args
         return k8s.autoscaling.v2.HorizontalPodAutoscaler(f"{self._name}-autoscaler", metadata=self._metadata(
             namespace, "claims-api"), spec={
-            "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
+            "scale_target_ref": {"api_version": "apps/v1", "kind": "StatefulSet", "name": pods.metadata.name},
             "min_replicas": args.replicas_min,
             "max_replicas": args.replicas_max,
             "metrics": [{"type": "Resource", "resource": {

@@ -250,6 +250,12 @@ class ApiConfig(_Section):
                                  description="The OAuth2 issuer's JWKS URL; rendered into app_config.api.")
     issuer: str | None = Field(default=None, description="Expected `iss` of bearer tokens.")
     audience: str = Field(default="claims-api", description="Expected `aud` of bearer tokens.")
+    state_storage_class: str = Field(
+        default="gp3", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="StorageClass of each pod's volume for the audit log and idempotency store: an encrypted EBS "
+                    "class (the audit log is PHI-adjacent and must survive the pod).")
+    state_storage_size: str = Field(default="10Gi", pattern=r"^\d+(Mi|Gi|Ti)$",
+                                    description="Size of each pod's state volume.")
 
     @model_validator(mode="after")
     def _enabled_needs_what_it_runs_with(self) -> Self:

@@ -120,7 +120,8 @@ def _api(config: StackConfig, prefix: str, kubernetes: KubernetesMonitoringArgs 
         provider=kubernetes.provider, image=api.image, app_config=app_config, role_arn=api.role_arn,
         allowed_cidrs=api.allowed_cidrs, namespace=api.namespace, tls_secret_name=api.tls_secret_name,
         tokenization_secret_name=api.tokenization_secret_name, monitoring_namespace=kubernetes.namespace,
-        replicas_min=api.replicas_min, replicas_max=api.replicas_max, cpu_target_percent=api.cpu_target_percent))
+        replicas_min=api.replicas_min, replicas_max=api.replicas_max, cpu_target_percent=api.cpu_target_percent,
+        state_storage_class=api.state_storage_class, state_storage_size=api.state_storage_size))
 
 
 def _api_settings(config: StackConfig) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from libs.settings import Settings
 from tests.infra.mocks import StackRun, run_program
 from tests.infra.test_stacks import _yaml_section
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+PODS = "kubernetes:apps/v1:StatefulSet"
 SERVICE = "kubernetes:core/v1:Service"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
@@ -22,13 +22,13 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 
 
 def _api_resources(run: StackRun, type_token: str) -> list[Any]:
-    roles = ("-deployment", "-service", "-autoscaler", "-network-policy", "-namespace")
+    roles = ("-pods", "-service", "-autoscaler", "-network-policy", "-namespace")
     return [r for r in run.of_type(type_token) if r.name.endswith(roles) and "-api-" in r.name]
 
 
 def test_the_api_is_deployed_exactly_where_the_stack_enables_it(stack_run: StackRun) -> None:
     enabled = _yaml_section(stack_run.stack, "api")["enabled"]
-    assert len(_api_resources(stack_run, DEPLOYMENT)) == (1 if enabled else 0)
+    assert len(_api_resources(stack_run, PODS)) == (1 if enabled else 0)
     assert len(_api_resources(stack_run, SERVICE)) == (1 if enabled else 0)
 
 
@@ -36,8 +36,8 @@ def test_the_api_is_deployed_exactly_where_the_stack_enables_it(stack_run: Stack
 def test_pods_serve_tls_as_non_root_with_the_stack_app_config(stack_runs: dict[str, StackRun], stack: str) -> None:
     run = stack_runs[stack]
     config = _yaml_section(stack, "api")
-    [deployment] = _api_resources(run, DEPLOYMENT)
-    spec = deployment.inputs["spec"]
+    [pods] = _api_resources(run, PODS)
+    spec = pods.inputs["spec"]
     [container] = spec["template"]["spec"]["containers"]
     assert container["image"] == config["image"]
     assert container["args"][-4:] == ["--ssl-certfile", "/etc/claims/tls/tls.crt", "--ssl-keyfile",
@@ -51,6 +51,15 @@ def test_pods_serve_tls_as_non_root_with_the_stack_app_config(stack_runs: dict[s
     assert security["capabilities"] == {"drop": ["ALL"]}
     volumes = {volume["name"]: volume for volume in spec["template"]["spec"]["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == "claims-api-tls"
+    # The audit log and idempotency store live on each pod's own retained volume, never an emptyDir.
+    assert "state" not in volumes
+    [claim] = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "state"
+    assert claim["spec"]["storageClassName"] == config.get("stateStorageClass", "gp3")
+    assert claim["spec"]["resources"]["requests"]["storage"] == config.get("stateStorageSize", "10Gi")
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenScaled": "Retain", "whenDeleted": "Retain"}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert mounts["state"] == "/var/lib/claims"
     env = {item["name"]: item for item in container["env"]}
     assert env["CLAIMS_CONFIG"]["value"] == "/etc/claims/config.json"
     assert "valueFrom" in env["CLAIMS__SECURITY__TOKENIZATION_SECRET"]  # from a secret, never a literal
@@ -92,8 +101,9 @@ def test_autoscaler_bounds_come_from_stack_config(stack_runs: dict[str, StackRun
     assert (spec["minReplicas"], spec["maxReplicas"]) == (config["replicasMin"], config["replicasMax"])
     target = spec["metrics"][0]["resource"]["target"]["averageUtilization"]
     assert target == config.get("cpuTargetPercent", 70)
-    [deployment] = _api_resources(stack_runs[stack], DEPLOYMENT)
-    assert deployment.inputs["spec"]["replicas"] == config["replicasMin"]
+    [pods] = _api_resources(stack_runs[stack], PODS)
+    assert pods.inputs["spec"]["replicas"] == config["replicasMin"]
+    assert (spec["scaleTargetRef"]["kind"], spec["scaleTargetRef"]["name"]) == ("StatefulSet", "claims-api")
 
 
 def test_scaling_the_api_is_a_config_edit() -> None:
