@@ -110,13 +110,16 @@ def app_config_json(app_config: Mapping[str, Any]) -> str:
 
 
 def service_annotations() -> dict[str, str]:
-    """AWS Load Balancer Controller: an internal NLB to the pod IPs, TCP passthrough (TLS ends in the pods)."""
+    """AWS Load Balancer Controller: an internal NLB to the pod IPs, TCP passthrough (TLS ends in the pods), and
+    source-IP stickiness, so a client's retries reach the pod whose idempotency store holds its keys."""
     return {
         "service.beta.kubernetes.io/aws-load-balancer-type": "external",
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
         "service.beta.kubernetes.io/aws-load-balancer-healthcheck-protocol": "HTTPS",
         "service.beta.kubernetes.io/aws-load-balancer-healthcheck-path": "/healthz",
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes":
+            "stickiness.enabled=true,stickiness.type=source_ip",
     }
 
 

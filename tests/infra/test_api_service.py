@@ -83,6 +83,9 @@ def test_the_api_is_reachable_only_privately(stack_runs: dict[str, StackRun], st
     assert service.inputs["metadata"]["annotations"] == service_annotations()
     annotations = service.inputs["metadata"]["annotations"]
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+    # A client's retries reach the pod whose idempotency store holds its keys.
+    assert "stickiness.type=source_ip" in annotations[
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"]
     assert service.inputs["spec"]["loadBalancerSourceRanges"] == config["allowedCidrs"]
     assert service.inputs["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": HTTPS_PORT,
                                                 "protocol": "TCP"}]
