@@ -115,12 +115,16 @@ def exporter_command(
     checkpoint: Annotated[list[str] | None, typer.Option(
         help="The stream's checkpoint: a directory or an s3:// URI (repeatable; the one committed last counts). "
              "Default: the one in settings (also `make run`'s).")] = None,
-    batch_status: Annotated[Path, typer.Option(help="The batch job's status file.")] = BATCH_STATUS_FILE,
+    batch_status: Annotated[Path, typer.Option(help="The batch job's status file (with a DuckDB warehouse; with "
+                                                    "Redshift the batch_runs ledger is read instead).")
+                            ] = BATCH_STATUS_FILE,
     bootstrap: Annotated[str | None, typer.Option(
         help="Kafka bootstrap HOST:PORT (default: the running local broker of `make run` or `claims kafka up`, "
              "else settings).")] = None,
 ) -> None:
     """Serve broker-side consumer lag, topic end offsets and the batch job's last run until SIGTERM."""
+    from libs.monitoring.batch_ledger import ledger_batch_status  # noqa: PLC0415  (SQL tooling only when serving)
+
     settings = load_settings()
     topics = load_topics(settings.kafka.topics_file)
     registry = CollectorRegistry()
@@ -137,7 +141,7 @@ def exporter_command(
     registry.register(PipelineLagCollector(
         kafka, {role.value: spec.name for role, spec in topics.specs.items()},
         [*checkpoint] if checkpoint else [stream_checkpoint(settings.lake.checkpoint_root)],
-        batch_status))
+        ledger_batch_status(settings) or batch_status))
     listen = port if port is not None else load_scrape_jobs().job(EXPORTER_JOB).port_in(settings.monitoring)
     server, thread = start_http_server(listen, addr="127.0.0.1", registry=registry)
     console.print(f"lag exporter on http://127.0.0.1:{listen}/metrics")

@@ -21,15 +21,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from libs.settings import Settings, WarehouseKind
 from libs.warehouse.dialect import table_columns
 from libs.warehouse.load import BatchRun
-from libs.warehouse.redshift import RedshiftTarget
-from libs.warehouse.redshift_query import RedshiftMissingTableError, RedshiftQueryConnection, RedshiftQueryError
+from libs.warehouse.redshift_query import (
+    RedshiftMissingTableError,
+    RedshiftNotConfiguredError,
+    RedshiftQueryConnection,
+    RedshiftQueryError,
+    redshift_read_connection,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_redshift_data import RedshiftDataAPIServiceClient
@@ -87,28 +92,17 @@ class AnalyticsWarehouse:
 
     @contextmanager
     def _redshift(self) -> Iterator[RedshiftQueryConnection]:
-        warehouse = self._settings.warehouse
-        if not warehouse.redshift_cluster_id or not warehouse.redshift_secret_arn:
-            msg = ("expected warehouse.redshift_cluster_id and warehouse.redshift_secret_arn (stack outputs), "
-                   "found them unset")
-            raise WarehouseUnavailableError(msg)
-        target = RedshiftTarget(warehouse.redshift_cluster_id, warehouse.redshift_database,
-                                warehouse.redshift_secret_arn)
         try:
-            yield RedshiftQueryConnection(self._data_api(), target)
+            connection = redshift_read_connection(self._settings.warehouse, self._settings.aws, self._redshift_client)
+        except RedshiftNotConfiguredError as exc:
+            raise WarehouseUnavailableError(str(exc)) from None
+        self._redshift_client = connection.client  # one Data API client for the process
+        try:
+            yield connection
         except RedshiftMissingTableError:
             raise  # the query functions turn it into "run the batch"
         except RedshiftQueryError as exc:
             raise WarehouseUnavailableError(str(exc), retry_after_seconds=BUSY_RETRY_SECONDS) from None
-
-    def _data_api(self) -> Any:
-        if self._redshift_client is None:
-            import boto3  # noqa: PLC0415  (only in AWS)
-
-            aws = self._settings.aws
-            self._redshift_client = boto3.client("redshift-data", region_name=aws.region,
-                                                 endpoint_url=aws.endpoint_url)
-        return self._redshift_client
 
 
 def recent_batch_runs(connection: ReadConnection, *, limit: int = 20) -> list[BatchRun]:

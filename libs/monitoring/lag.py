@@ -269,14 +269,15 @@ class PipelineLagCollector(Collector):
     """Collects the families above on every scrape (a custom collector: values are read, not accumulated)."""
 
     def __init__(self, kafka: KafkaSettings | Callable[[], KafkaSettings], topics: Mapping[str, str],
-                 checkpoints: Sequence[Checkpoint], batch_status: Path,
+                 checkpoints: Sequence[Checkpoint], batch_status: Path | Callable[[], dict[str, Any]],
                  s3_client: Callable[[], S3Client] | None = None) -> None:
         """`topics` maps each role (TopicRole values: raw, dead_letter, ...) to its topic name; the stream reads
         the `raw` one. Rules and dashboards select topics by role, so they hold in every environment.
 
         `kafka` may be a function, asked on every scrape: locally the broker of `make run` gets new ports each run.
         `checkpoints` are directories or s3:// URIs; `s3_client` makes the client for the latter (made once, on the
-        first scrape that needs it).
+        first scrape that needs it). `batch_status` is the batch's status file, or a function giving the same
+        fields (libs.monitoring.batch_ledger reads them from Redshift's batch_runs in AWS).
         """
         self._kafka = kafka if callable(kafka) else (lambda: kafka)
         self.roles = {name: role for role, name in topics.items()}
@@ -342,7 +343,8 @@ class PipelineLagCollector(Collector):
                 families["lag"].add_metric([STREAM_CONSUMER, topic, str(partition)], float(lag))
 
     def _add_batch_status(self, families: dict[str, GaugeMetricFamily]) -> None:
-        status = read_batch_status(self.batch_status)
+        status = (read_batch_status(self.batch_status) if isinstance(self.batch_status, Path)
+                  else self.batch_status())
         finished, started = status.get("last_run_finished_at"), status.get("last_run_started_at")
         if isinstance(finished, int | float):
             families["batch_run"].add_metric([], float(finished))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlglot
 from sqlglot import exp, tokens
 
+from libs.settings import AwsSettings, WarehouseSettings
 from libs.warehouse.redshift import RedshiftTarget, wait_for_statement
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class RedshiftQueryConnection:
     def __init__(self, client: RedshiftDataAPIServiceClient, target: RedshiftTarget, *,
                  timeout_seconds: float = QUERY_TIMEOUT_SECONDS, poll_seconds: float = 0.05,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
-        self._client = client
+        self.client = client
         self._target = target
         self._timeout = timeout_seconds
         self._poll = poll_seconds
@@ -145,10 +146,10 @@ class RedshiftQueryConnection:
                                    "SecretArn": target.secret_arn, "Sql": text, "StatementName": "claims-api-read"}
         if bound:
             request["Parameters"] = bound
-        statement_id = self._client.execute_statement(**request)["Id"]
+        statement_id = self.client.execute_statement(**request)["Id"]
         what = f"Redshift read (id {statement_id}) on cluster {target.cluster_identifier}"
         try:
-            wait_for_statement(self._client, statement_id, what=what, error=RedshiftQueryError,
+            wait_for_statement(self.client, statement_id, what=what, error=RedshiftQueryError,
                                poll_seconds=self._poll, timeout_seconds=self._timeout, max_delay=0.5,
                                sleep=self._sleep, clock=self._clock)
         except RedshiftQueryError as exc:
@@ -163,8 +164,8 @@ class RedshiftQueryConnection:
         rows: list[tuple[Any, ...]] = []
         token: str | None = None
         while True:
-            page = (self._client.get_statement_result(Id=statement_id, NextToken=token) if token
-                    else self._client.get_statement_result(Id=statement_id))
+            page = (self.client.get_statement_result(Id=statement_id, NextToken=token) if token
+                    else self.client.get_statement_result(Id=statement_id))
             types = [column.get("typeName", "") for column in page.get("ColumnMetadata", [])]
             rows.extend(tuple(_decode(field, type_name) for field, type_name in zip(record, types, strict=True))
                         for record in page["Records"])
@@ -174,3 +175,22 @@ class RedshiftQueryConnection:
 
     def close(self) -> None:
         """Nothing to release: each statement is one HTTPS call (kept for the DuckDB connection's shape)."""
+
+
+class RedshiftNotConfiguredError(RedshiftQueryError):
+    """The settings name no cluster or admin secret (stack outputs missing from the app config)."""
+
+
+def redshift_read_connection(warehouse: WarehouseSettings, aws: AwsSettings,
+                             client: RedshiftDataAPIServiceClient | None = None) -> RedshiftQueryConnection:
+    """A read connection to the settings' Redshift cluster (a Data API client for `aws` unless one is given)."""
+    if not warehouse.redshift_cluster_id or not warehouse.redshift_secret_arn:
+        msg = ("expected warehouse.redshift_cluster_id and warehouse.redshift_secret_arn (stack outputs), "
+               "found them unset")
+        raise RedshiftNotConfiguredError(msg)
+    if client is None:
+        import boto3  # noqa: PLC0415  (only in AWS)
+
+        client = boto3.client("redshift-data", region_name=aws.region, endpoint_url=aws.endpoint_url)
+    target = RedshiftTarget(warehouse.redshift_cluster_id, warehouse.redshift_database, warehouse.redshift_secret_arn)
+    return RedshiftQueryConnection(client, target)
