@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 STEP_NAME_PREFIX = "claims-batch-api"
 POLL_SECONDS = 15.0
 """A daily batch takes minutes; EMR's DescribeStep is throttled per account, so poll gently."""
+MAX_DESCRIBE_FAILURES = 10
+"""Consecutive DescribeStep failures (after the client's own retries) before the job stops following the step."""
 
 
 class EmrBatchError(RuntimeError):
@@ -104,12 +106,20 @@ def follow_step(emr: EMRClient, cluster_id: str, step_id: str, conn: Connection,
 
     No batch run id or counts: the batch writes them to its batch_runs row in Redshift (`GET /v1/batches`' ledger).
     """
-    reported_running = False
+    reported_running, failures = False, 0
     while True:
         try:
             status: dict[str, Any] = dict(emr.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"])
-        except Exception as exc:  # noqa: BLE001  (a throttled or dropped call: try again, say so if it persists)
-            status = {"State": "UNKNOWN", "StateChangeReason": {"Message": type(exc).__name__}}
+        except Exception as exc:  # noqa: BLE001  (a throttled or dropped call: try again; say so if it persists)
+            failures += 1
+            if failures >= MAX_DESCRIBE_FAILURES:
+                conn.send(("failed", None, f"EMR step {step_id} on {cluster_id}: its state could not be read "
+                           f"{failures} times in a row ({type(exc).__name__}); the step may still run, see the "
+                           "cluster's step list"))
+                return
+            sleep(poll_seconds)
+            continue
+        failures = 0
         state = status.get("State", "UNKNOWN")
         if state == "RUNNING" and not reported_running:
             conn.send(("running",))

@@ -8,6 +8,7 @@ FAILED) the way EMR would, and checks the job follows. Marked slow like the othe
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable
 from datetime import date
@@ -18,7 +19,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
 
 from libs.api.batches import BatchJob, BatchRunner, BatchStatus
-from libs.api.emr_batches import EmrBatchTarget, step_name_for
+from libs.api.emr_batches import MAX_DESCRIBE_FAILURES, EmrBatchTarget, follow_step, step_name_for
 from libs.deploy.deployer import DeployOptions, deploy
 from libs.deploy.emr_steps import JobKind
 from libs.deploy.outputs import read_outputs_file
@@ -94,14 +95,35 @@ def test_a_batch_asked_for_over_http_runs_as_a_step_of_the_deployed_release(
         assert failing.error == (f"EMR step {failing.emr_step_id} on {stack.cluster_id} FAILED: "
                                  "Step failed with exitCode 1")
         assert failing.as_dict()["emr_step_id"] == failing.emr_step_id
+
+        # The deploy's reconciliation matches its own step names only: a redeploy with an API step still PENDING
+        # (a deploy would cancel a pending step it owned) plans nothing for it.
+        pending = runner.submit(date(2026, 2, 4), requested_by="operator-1")
+        _wait(lambda: pending.emr_step_id is not None, "the third step to be submitted")
+        plan = deploy(read_outputs_file(stack.outputs_file),
+                      DeployOptions(stack="dev", wheel_dir=prebuilt_wheel_dir, job_scripts=job_scripts,
+                                    spark_jars_dir=spark_jars, skip_topics=True, dry_run=True))
+        details = [f"{item.name}: {item.detail}" for item in plan.by_component(Component.EMR_STEP)]
+        assert details
+        assert not [detail for detail in details if pending.emr_step_id in detail or "claims-batch-api" in detail]
     finally:
         runner.close()
 
-    # The deploy's reconciliation matches its own step names only: a redeploy leaves the API's steps alone.
-    plan = deploy(read_outputs_file(stack.outputs_file),
-                  DeployOptions(stack="dev", wheel_dir=prebuilt_wheel_dir, job_scripts=job_scripts,
-                                spark_jars_dir=spark_jars, skip_topics=True, dry_run=True))
-    assert all(not item.name.startswith("claims-batch-api") for item in plan.by_component(Component.EMR_STEP))
+
+def test_a_step_whose_state_cannot_be_read_fails_the_job_instead_of_following_it_forever() -> None:
+    class Unreachable:
+        calls = 0
+
+        def describe_step(self, **_: object) -> dict[str, object]:
+            Unreachable.calls += 1
+            raise ConnectionError
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    follow_step(Unreachable(), "j-1", "s-1", sender, poll_seconds=0, sleep=lambda _s: None)  # type: ignore[arg-type]
+    (message,) = [receiver.recv() for _ in range(1)]
+    assert Unreachable.calls == MAX_DESCRIBE_FAILURES
+    assert message[0] == "failed"
+    assert message[2].startswith("EMR step s-1 on j-1: its state could not be read 10 times in a row")
 
 
 def test_without_a_deployed_release_the_job_fails_saying_deploy_first(stack: Stack) -> None:
