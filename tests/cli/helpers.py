@@ -77,6 +77,19 @@ def interrupt(process: subprocess.Popen[str], timeout: float = 120) -> int:
     return process.wait(timeout=timeout)
 
 
+def interrupt_when(process: subprocess.Popen[str], ready: Callable[[], object], what: str, log: Path,
+                   timeout: float = 300) -> int:
+    """Wait until `ready` (or the command ended early: a failure, with its output), then Ctrl-C it; its exit code.
+    The command is killed if anything on the way fails, so no test leaves one behind."""
+    try:
+        wait_for(lambda: ready() or process.poll() is not None, timeout, what)
+        assert process.poll() is None, log.read_text()
+        return interrupt(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def processes_of(local_dir: Path) -> list[int]:
     """Live processes started with this local directory in their environment (the command, its JVMs, its broker)."""
     marker = f"CLAIMS_LOCAL_DIR={local_dir}".encode()

@@ -13,7 +13,7 @@ import pytest
 from libs.kafka.admin import ensure_topics
 from libs.kafka.broker import LocalKafka
 from libs.settings import KafkaSettings
-from tests.cli.helpers import interrupt, local_env, processes_of, start_claims, wait_for
+from tests.cli.helpers import interrupt_when, local_env, processes_of, start_claims, wait_for
 from tests.kafka.helpers import write_topics_file
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark]
@@ -28,14 +28,8 @@ def test_ctrl_c_stops_the_stream_and_its_jvm_without_a_traceback(tmp_path: Path,
     env = local_env(local, bootstrap=kafka_broker.bootstrap, topics_file=topics_file)
     output = tmp_path / "stream.out"
     process = start_claims(env, "stream", *args, log=output)
-    try:
-        wait_for(lambda: any((local / "checkpoints").glob("*/metadata")) or process.poll() is not None, 300,
-                 "the streaming query to start")
-        assert process.poll() is None, output.read_text()
-        code = interrupt(process)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    code = interrupt_when(process, lambda: any((local / "checkpoints").glob("*/metadata")),
+                          "the streaming query to start", output)
     text = output.read_text()
     assert code in (0, 130), text
     assert "Traceback" not in text
@@ -47,15 +41,10 @@ def test_ctrl_c_during_run_stops_the_broker_it_started_and_spark(tmp_path: Path)
     env = local_env(tmp_path)
     output = tmp_path.parent / f"{tmp_path.name}-run.out"
     process = start_claims(env, "run", "--count", "300", "--no-progress", log=output)
-    try:
-        spark_log = tmp_path / "run" / "logs" / "spark.log"  # created as Spark's JVM starts, after the broker
-        wait_for(lambda: spark_log.exists() or process.poll() is not None, 300, "the run to start its broker and Spark")
-        assert (tmp_path / "kafka" / "broker.pid").exists()
-        assert process.poll() is None, output.read_text()
-        code = interrupt(process)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    spark_log = tmp_path / "run" / "logs" / "spark.log"  # created as Spark's JVM starts, after the broker
+    broker_pid = tmp_path / "kafka" / "broker.pid"
+    code = interrupt_when(process, lambda: spark_log.exists() and broker_pid.exists(),
+                          "the run to start its broker and Spark", output)
     text = output.read_text()
     assert code == 130, text
     assert "Traceback" not in text
