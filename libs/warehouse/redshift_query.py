@@ -173,9 +173,6 @@ class RedshiftQueryConnection:
             if not token:
                 return rows
 
-    def close(self) -> None:
-        """Nothing to release: each statement is one HTTPS call (kept for the DuckDB connection's shape)."""
-
 
 class RedshiftNotConfiguredError(RedshiftQueryError):
     """The settings name no cluster or admin secret (stack outputs missing from the app config)."""
