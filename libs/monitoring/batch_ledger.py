@@ -13,6 +13,7 @@ make the batch look like it never ran (that would silence the "late" alert) nor 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -84,11 +85,4 @@ def ledger_batch_status(settings: Settings) -> LedgerBatchStatus | None:
     where the batch's status file beside the exporter is the source."""
     if settings.warehouse.kind is not WarehouseKind.REDSHIFT:
         return None
-    connection: list[ReadConnection] = []
-
-    def connect() -> ReadConnection:
-        if not connection:
-            connection.append(redshift_read_connection(settings.warehouse, settings.aws))
-        return connection[0]
-
-    return LedgerBatchStatus(connect)
+    return LedgerBatchStatus(functools.cache(lambda: redshift_read_connection(settings.warehouse, settings.aws)))
